@@ -1,0 +1,183 @@
+"""The ``engine`` command.
+
+``engine --rules FILE`` (the same as ``engine run --rules FILE``) runs a
+rules file; ``validate``, ``schema`` and ``plugins`` inspect without running.
+User errors are printed once as ``error: ...`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from engine import __version__
+from engine.config import EngineConfig, load_config
+from engine.errors import UsageError
+from engine.hookspecs import hookimpl
+from engine.plugin_manager import load_plugins
+from engine.runtime import Engine
+from engine.schema import compose_schema
+from engine.stats import CountersReport
+from engine.timeutil import format_duration
+
+log = logging.getLogger("engine")
+
+EXIT_USAGE = 2
+COMMANDS = ("run", "validate", "schema", "plugins")
+
+
+class _CountersPrinter:
+    """Prints the live counters to standard error while the engine runs."""
+
+    @hookimpl
+    def engine_counters(self, report: CountersReport) -> None:
+        print(f"counters: {report.render()}", file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine",
+        description="Streaming rules engine: burst detection on event streams.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only, no counters"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", parents=[verbosity], help="run a rules file (default)")
+    run.add_argument("--rules", required=True, type=Path, help="the rules file")
+    validate = commands.add_parser(
+        "validate", parents=[verbosity], help="check rules files without running them"
+    )
+    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    commands.add_parser(
+        "schema", parents=[verbosity], help="print the JSON Schema of rules files"
+    )
+    commands.add_parser(
+        "plugins", parents=[verbosity], help="list installed plugins and their components"
+    )
+    return parser
+
+
+def _normalise(argv: Sequence[str]) -> list[str]:
+    """``engine --rules X`` means ``engine run --rules X``."""
+    args = list(argv)
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first not in COMMANDS and not {"-h", "--help", "--version"} & set(args):
+        args.insert(0, "run")
+    return args
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _banner(config: EngineConfig) -> str:
+    def names(components: Sequence[object]) -> str:
+        return ", ".join(getattr(c, "type") for c in components)
+
+    time = config.time
+    return (
+        f"engine {__version__} starting: rules {config.path} ({len(config.rules)} rules), "
+        f"sources [{names(config.sources)}], sinks [{names(config.sinks)}], "
+        f"time {time.mode}, allowed_lateness {format_duration(time.allowed_lateness_us)}, "
+        f"late {time.late}"
+    )
+
+
+def _install_signal_handlers(engine: Engine) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if engine.stopping.is_set():
+            os._exit(128 + signum)  # second signal: leave at once
+        log.info(
+            "received %s, stopping (send it again to exit at once)",
+            signal.Signals(signum).name,
+        )
+        engine.request_stop()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    extra = () if args.quiet else (_CountersPrinter(),)
+    config, registry = load_config(args.rules, extra_plugins=extra)
+    engine = Engine(config, registry)
+    log.info("%s", _banner(config))
+    _install_signal_handlers(engine)
+    summary = engine.run()
+    print(summary.render(config.counters.top), file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    for path in args.files:
+        try:
+            config, _ = load_config(path)
+        except UsageError as error:
+            problems.extend(str(p) for p in error.problems)
+            continue
+        print(f"{path}: ok ({len(config.rules)} rules)")
+    if problems:
+        raise UsageError(*problems)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(compose_schema(load_plugins()), indent=2))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    for info in load_plugins().plugins:
+        origin = f"{info.distribution} {info.version}".strip()
+        provides = "; ".join(
+            f"{kind}: {', '.join(sorted(names))}" for kind, names in sorted(info.components.items())
+        )
+        print(f"{info.name}  [{origin}]  {provides or '(hooks only)'}")
+    return 0
+
+
+HANDLERS = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "plugins": cmd_plugins}
+
+
+def _print_error(error: UsageError) -> None:
+    problems = error.problems
+    if len(problems) == 1:
+        print(f"error: {problems[0]}", file=sys.stderr)
+        return
+    print(f"error: {len(problems)} problems:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(_normalise(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_USAGE
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return HANDLERS[args.command](args)
+    except UsageError as error:
+        _print_error(error)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The four kinds of component, as the core calls them.
+
+Sources, window processors, detectors and sinks are classes that plugins
+register through the ``engine_register_*`` hooks. Each class names its
+``type_name`` (the ``type:`` users write) and the JSON Schema of its options;
+the engine validates a rules file against those schemas before it builds a
+single component, so constructors receive options that are already valid.
+
+The per-event path calls plain methods on objects built once at start-up:
+``WindowState.add`` and ``DetectorState.add`` for every matching event,
+``DetectorState.advance`` when the watermark moves. Nothing here goes through
+pluggy.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from engine.clock import Clock
+from engine.events import Event
+
+if TYPE_CHECKING:
+    from engine.alerts import Alert
+
+Options = Mapping[str, Any]
+
+
+class Component:
+    """What every component class declares about itself."""
+
+    #: The name users write as ``type:`` in a rules file.
+    type_name: ClassVar[str]
+    #: JSON Schema (draft 2020-12) of the component's options, without ``type``.
+    options_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    #: One line for ``engine plugins``.
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def check_options(cls, options: Options) -> list[tuple[tuple[str, ...], str]]:
+        """Checks a schema cannot express (one option against another).
+
+        Called after the schema passed; returns ``(path inside the options,
+        message)`` pairs, empty when all is well.
+        """
+        return []
+
+
+@dataclass(frozen=True)
+class RuntimeContext:
+    """What the engine gives a source or sink when it builds one.
+
+    ``base_dir`` is the folder of the rules file: relative paths in options
+    are resolved against it. ``stopping`` is set when the engine shuts down.
+    """
+
+    name: str
+    clock: Clock
+    base_dir: Path
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def resolve(self, path: str) -> Path:
+        return self.base_dir / Path(path).expanduser()
+
+
+class Source(Component, ABC):
+    """Reads events from somewhere. Runs in a thread of its own.
+
+    ``produces`` says what the batches hold: raw JSON ``"lines"`` (bytes,
+    decoded by the core so that every source treats bad input alike) or
+    ready ``"events"``.
+    """
+
+    produces: ClassVar[Literal["lines", "events"]] = "lines"
+
+    def __init__(self, options: Options, context: RuntimeContext) -> None:
+        self.options = options
+        self.context = context
+
+    @abstractmethod
+    def batches(self) -> Iterator[list[bytes]] | Iterator[list[Event]]:
+        """Yield batches until the input ends or ``context.stopping`` is set.
+
+        Called once, from the source's thread. An empty batch means "nothing
+        new yet" and lets the engine notice an idle source; returning means
+        the input is exhausted. An exception stops this source only: it is
+        logged and the others go on.
+        """
+
+    def position(self) -> Any:
+        """Where the last yielded batch ends (offset, sequence...), or None."""
+        return None
+
+    def close(self) -> None:
+        """Release files and connections; called once, after the last batch."""
+
+
+class Sink(Component, ABC):
+    """Receives alert edges (not events)."""
+
+    #: Whether the sink is told about resolutions (users may override).
+    send_resolved_default: ClassVar[bool] = True
+
+    def __init__(self, options: Options, context: RuntimeContext) -> None:
+        self.options = options
+        self.context = context
+
+    @abstractmethod
+    def send(self, alert: Alert) -> None:
+        """Deliver one alert. An exception is logged and counted; other sinks
+        still receive the alert."""
+
+    def flush(self) -> None:
+        """Make everything sent so far durable or visible."""
+
+    def close(self) -> None:
+        """Flush and release resources; called once at shutdown."""
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What a window or detector knows of the rule it serves."""
+
+    name: str
+    index: int
+    where: str
+
+
+class WindowState(ABC):
+    """The events of one (rule, group) that are still inside the window.
+
+    Timestamps arrive through :meth:`add` in any order, all at or after the
+    last instant moved to; the detector then walks the instants in time
+    order with :meth:`next_instant` and :meth:`move_to`.
+    """
+
+    @abstractmethod
+    def add(self, time_us: int) -> None:
+        """Record one event that is not yet part of a decided instant."""
+
+    @abstractmethod
+    def add_late(self, time_us: int) -> None:
+        """Record an event older than instants already decided (``late: include``)."""
+
+    @abstractmethod
+    def next_instant(self) -> int | None:
+        """The earliest recorded time not yet moved to, or None."""
+
+    @abstractmethod
+    def move_to(self, time_us: int) -> int:
+        """Make ``time_us`` the current instant and return the count then.
+
+        Events that left the window by ``time_us`` go; events at ``time_us``
+        join. ``time_us`` must not be later than :meth:`next_instant`.
+        """
+
+    @abstractmethod
+    def expire(self, until_us: int) -> None:
+        """Forget events that left the window strictly before ``until_us``."""
+
+    @abstractmethod
+    def falls_below_at(self, level: int) -> int | None:
+        """The instant the count drops below ``level`` if nothing new arrives."""
+
+    @abstractmethod
+    def empty_at(self) -> int | None:
+        """The instant the window becomes empty if nothing new arrives."""
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data from which :meth:`Window.restore_state` rebuilds this."""
+
+
+class Window(Component, ABC):
+    """A window processor: makes the per-group window state for one rule."""
+
+    def __init__(self, options: Options, rule: RuleInfo) -> None:
+        self.options = options
+        self.rule = rule
+
+    #: The length of the window, for evidence and summaries.
+    size_us: int
+
+    @abstractmethod
+    def new_state(self) -> WindowState: ...
+
+    @abstractmethod
+    def restore_state(self, data: Mapping[str, Any]) -> WindowState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A change of a group's condition, decided at event time ``at_us``."""
+
+    at_us: int
+    active: bool
+    evidence: dict[str, Any]
+
+
+class DetectorState(ABC):
+    """The condition of one (rule, group): a pure, serialisable state machine.
+
+    The same object can run in this process, in a worker, or inside a
+    distributed stream engine's keyed operator: feed events with :meth:`add`,
+    apply everything due with :meth:`advance`, ask :meth:`next_wakeup` when
+    to come back, and save it with :meth:`snapshot`.
+    """
+
+    @abstractmethod
+    def add(self, event: Event) -> None:
+        """Feed one matching event that is not late."""
+
+    @abstractmethod
+    def add_late(self, event: Event) -> None:
+        """Feed one late event (``late: include``); decided instants stay."""
+
+    @abstractmethod
+    def advance(self, until_us: int) -> list[Signal]:
+        """Decide every instant strictly before ``until_us``, in time order.
+
+        Calling it again with the same or an earlier time does nothing, so
+        wake-ups may arrive late or twice.
+        """
+
+    @abstractmethod
+    def next_wakeup(self) -> int | None:
+        """The earliest time at which :meth:`advance` may have work, or None."""
+
+    @abstractmethod
+    def is_idle(self) -> bool:
+        """True when the state holds nothing worth keeping (it can be evicted)."""
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, versioned data that :meth:`Detector.restore_state` accepts."""
+
+
+class Detector(Component, ABC):
+    """Makes the per-group condition state for one rule."""
+
+    #: Names of the evidence fields, usable in summary templates.
+    evidence_fields: ClassVar[tuple[str, ...]] = ()
+    #: The summary of rules that do not write their own.
+    default_summary: ClassVar[str] = "{rule} is {status}"
+
+    def __init__(self, options: Options, rule: RuleInfo, window: Window) -> None:
+        self.options = options
+        self.rule = rule
+        self.window = window
+
+    @abstractmethod
+    def new_state(self) -> DetectorState: ...
+
+    @abstractmethod
+    def restore_state(self, data: Mapping[str, Any]) -> DetectorState: ...

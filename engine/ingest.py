@@ -1,0 +1,80 @@
+"""Runs each source in a thread of its own and hands its batches to the
+engine through one bounded queue.
+
+Threads let blocking sources (stdin, a followed file, a broker client) sit
+side by side without any of them knowing about the others; the bounded
+queue makes a slow engine slow the sources down instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from engine.components import Source
+from engine.events import Event
+
+log = logging.getLogger(__name__)
+
+QUEUE_BATCHES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    source_index: int
+    lines: list[bytes] | None
+    events: list[Event] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDone:
+    source_index: int
+    failed: bool
+
+
+Item = Batch | SourceDone
+
+
+class SourceThread(threading.Thread):
+    """Pulls batches from one source until it ends, fails or is stopped."""
+
+    def __init__(
+        self, index: int, source: Source, items: queue.Queue[Item], name: str
+    ) -> None:
+        super().__init__(name=f"source-{index}", daemon=True)
+        self.index = index
+        self.source = source
+        self.items = items
+        self.source_name = name
+
+    def run(self) -> None:
+        stopping = self.source.context.stopping
+        produces_events = self.source.produces == "events"
+        failed = False
+        try:
+            for batch in self.source.batches():
+                if batch:
+                    item = (
+                        Batch(self.index, None, batch)  # type: ignore[arg-type]
+                        if produces_events
+                        else Batch(self.index, batch, None)  # type: ignore[arg-type]
+                    )
+                    self._put(item, stopping)
+                if stopping.is_set():
+                    break
+        except Exception:
+            failed = True
+            log.exception("source %s failed and stopped", self.source_name)
+        self._put(SourceDone(self.index, failed), None)
+
+    def _put(self, item: Item, stopping: threading.Event | None) -> None:
+        # Poll so that a stop request frees a thread blocked on a full queue.
+        while True:
+            try:
+                self.items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if stopping is not None and stopping.is_set():
+                    return

@@ -1,0 +1,122 @@
+"""One rule at run time: its groups, their detector states, their timers.
+
+The runtime hands every decoded event to :meth:`RuleRunner.feed`; when the
+watermark moves it calls :meth:`RuleRunner.advance`, which decides every
+instant before the watermark for the groups that got events or whose timer
+is due, and returns the resulting alerts in time order. Groups whose state
+has emptied are evicted, so memory follows the live keys.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable
+from typing import Any
+
+from engine.alerts import Alert
+from engine.components import Detector, DetectorState, RuleInfo, Window
+from engine.config import RuleConfig
+from engine.events import Event
+from engine.lifecycle import RuleLifecycle
+from engine.matching import compile_group_key, compile_match
+from engine.plugin_manager import Registry
+
+#: An alert with what orders it among the alerts of one watermark move.
+TimedAlert = tuple[int, int, int, Alert]
+
+
+class RuleRunner:
+    """Routes one rule's events to per-group detector states."""
+
+    def __init__(self, rule: RuleConfig, registry: Registry) -> None:
+        self.rule = rule
+        info = RuleInfo(rule.name, rule.index, rule.where)
+        window_cls = registry.get("window", rule.window.type)
+        detector_cls = registry.get("detector", rule.detector.type)
+        self.window: Window = window_cls(rule.window.options, info)
+        self.detector: Detector = detector_cls(rule.detector.options, info, self.window)
+        self.matches = compile_match(rule.match)
+        self.group_key = compile_group_key(rule.group_by)
+        self.lifecycle = RuleLifecycle(rule)
+        self.groups: dict[Hashable, DetectorState] = {}
+        #: The newest event of each group, for event fields in summaries.
+        self.exemplars: dict[Hashable, Event] = {}
+        #: Groups fed since the last advance.
+        self.dirty: dict[Hashable, DetectorState] = {}
+        self._timers: list[tuple[int, int, Hashable]] = []
+        self._scheduled: dict[Hashable, int] = {}
+        self._timer_sequence = 0
+        self._alert_sequence = 0
+
+    def feed(self, event: Event) -> None:
+        """Route one event that is not late (the hot path)."""
+        if self.matches is not None and not self.matches(event):
+            return
+        key = None if self.group_key is None else self.group_key(event)
+        state = self.groups.get(key)
+        if state is None:
+            state = self.groups[key] = self.detector.new_state()
+        state.add(event)
+        self.dirty[key] = state
+        self.exemplars[key] = event
+
+    def feed_late(self, event: Event) -> bool:
+        """Offer a late event (``late: include``); False when its group's
+        state no longer exists and the event is dropped."""
+        if self.matches is not None and not self.matches(event):
+            return True
+        key = None if self.group_key is None else self.group_key(event)
+        state = self.groups.get(key)
+        if state is None:
+            return False
+        state.add_late(event)
+        return True
+
+    def advance(self, watermark_us: int) -> list[TimedAlert]:
+        """Decide all instants before the watermark; alerts come back with
+        ``(instant, rule index, sequence)`` so the runtime can order them."""
+        alerts: list[TimedAlert] = []
+        dirty, self.dirty = self.dirty, {}
+        for key, state in dirty.items():
+            self._advance_group(key, state, watermark_us, alerts)
+        timers = self._timers
+        while timers and timers[0][0] < watermark_us:
+            due_us, _, key = heapq.heappop(timers)
+            if self._scheduled.get(key) != due_us:
+                continue  # superseded by an earlier timer for the same group
+            del self._scheduled[key]
+            state = self.groups.get(key)
+            if state is not None:
+                self._advance_group(key, state, watermark_us, alerts)
+        if self.rule.cooldown_us:
+            self.lifecycle.forget_cooldowns(watermark_us)
+        return alerts
+
+    def _advance_group(
+        self,
+        key: Hashable,
+        state: DetectorState,
+        watermark_us: int,
+        alerts: list[TimedAlert],
+    ) -> None:
+        for signal in state.advance(watermark_us):
+            alert = self.lifecycle.on_signal(key, signal, self.exemplars.get(key))
+            if alert is not None:
+                self._alert_sequence += 1
+                alerts.append((signal.at_us, self.rule.index, self._alert_sequence, alert))
+        if state.is_idle():
+            del self.groups[key]
+            self.exemplars.pop(key, None)
+            return
+        wakeup = state.next_wakeup()
+        if wakeup is None:
+            return
+        scheduled = self._scheduled.get(key)
+        if scheduled is None or wakeup < scheduled:
+            self._scheduled[key] = wakeup
+            self._timer_sequence += 1
+            heapq.heappush(self._timers, (wakeup, self._timer_sequence, key))
+
+    def snapshot_groups(self) -> dict[str, Any]:
+        """How many groups are alive and how many are firing (for summaries)."""
+        return {"groups": len(self.groups), "firing": len(self.lifecycle.open)}

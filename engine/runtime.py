@@ -1,0 +1,305 @@
+"""The run loop: batches in, watermark forward, alerts out to the sinks.
+
+One thread owns all rule state. Sources run in their own threads
+(:mod:`engine.ingest`); this loop takes their batches, decodes lines,
+stamps processing time when asked to, sets late events aside, routes the
+rest to the rules, moves the watermark and fans the resulting alerts out
+to every sink.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Sequence
+
+from engine.alerts import Alert
+from engine.clock import Clock, SystemClock
+from engine.components import RuntimeContext, Sink, Source
+from engine.config import ComponentConfig, EngineConfig
+from engine.deadletter import DeadLetterFile
+from engine.errors import UsageError
+from engine.events import BadEvent, Event, EventDecoder
+from engine.ingest import QUEUE_BATCHES, Batch, Item, SourceDone, SourceThread
+from engine.plugin_manager import Registry
+from engine.rule_runner import RuleRunner, TimedAlert
+from engine.stats import LiveCounters, RunSummary
+from engine.timeutil import END_OF_TIME, US_PER_SECOND
+
+log = logging.getLogger(__name__)
+
+#: How long the loop waits for a batch before it checks timers and idleness.
+TICK_SECONDS = 0.05
+#: At most one warning about bad or late events per this many microseconds.
+WARNING_INTERVAL_US = 10 * US_PER_SECOND
+#: How long a stop request waits for sources to hand over what they hold.
+DRAIN_SECONDS = 2.0
+
+
+class Engine:
+    """One run of a validated configuration."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        registry: Registry,
+        *,
+        clock: Clock | None = None,
+        extra_sinks: Sequence[Sink] = (),
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.stopping = threading.Event()
+        self.summary = RunSummary()
+        self.runners = [RuleRunner(rule, registry) for rule in config.rules]
+        self.sources = [self._build_source(i, c) for i, c in enumerate(config.sources)]
+        self.sinks: list[tuple[str, Sink, bool]] = [
+            self._build_sink(i, c) for i, c in enumerate(config.sinks)
+        ]
+        self.sinks += [(type(s).__name__, s, True) for s in extra_sinks]
+        self.decoder = EventDecoder()
+        self.dead_letter = DeadLetterFile(config.dead_letter) if config.dead_letter else None
+        self.counters = LiveCounters(config.counters.window_us, config.counters.top)
+        self.watermark_us = -END_OF_TIME
+        self._max_seen_us = -END_OF_TIME
+        self._last_arrival_us: int | None = None
+        self._pending_warnings: Counter[str] = Counter()
+        self._last_warning_us = 0
+        self._next_counters_us = 0
+
+    # -- building -------------------------------------------------------------
+
+    def _context(self, component: ComponentConfig) -> RuntimeContext:
+        return RuntimeContext(component.where, self.clock, self.config.base_dir, self.stopping)
+
+    def _build_source(self, index: int, component: ComponentConfig) -> Source:
+        cls = self.registry.get("source", component.type)
+        try:
+            source: Source = cls(component.options, self._context(component))
+        except OSError as error:
+            raise UsageError(f"{component.where}: {error.strerror or error}") from error
+        return source
+
+    def _build_sink(self, index: int, component: ComponentConfig) -> tuple[str, Sink, bool]:
+        cls = self.registry.get("sink", component.type)
+        options = {k: v for k, v in component.options.items() if k != "send_resolved"}
+        send_resolved = component.options.get("send_resolved", cls.send_resolved_default)
+        try:
+            sink: Sink = cls(options, self._context(component))
+        except OSError as error:
+            raise UsageError(f"{component.where}: {error.strerror or error}") from error
+        return f"sinks[{index}] ({component.type})", sink, send_resolved
+
+    # -- running --------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop reading; what was read is still processed (signal-safe)."""
+        self.stopping.set()
+
+    def run(self) -> RunSummary:
+        """Run until every source is exhausted or a stop is requested."""
+        started_us = self.clock.monotonic_us()
+        items: queue.Queue[Item] = queue.Queue(QUEUE_BATCHES)
+        threads = [
+            SourceThread(i, source, items, self.config.sources[i].where)
+            for i, source in enumerate(self.sources)
+        ]
+        self.registry.plugin_manager.hook.engine_startup(config=self.config)
+        for thread in threads:
+            thread.start()
+        try:
+            exhausted = self._loop(items, len(threads))
+            if exhausted:
+                # Finite input: every pending window is decided, every alert
+                # that would resolve does, so a replay is exact.
+                self._advance(END_OF_TIME)
+            else:
+                self._drain(items, threads)
+        finally:
+            self._close()
+            for runner in self.runners:
+                if runner.lifecycle.suppressed:
+                    self.summary.suppressed_by_rule[runner.rule.name] = (
+                        runner.lifecycle.suppressed
+                    )
+            self.summary.elapsed_us = self.clock.monotonic_us() - started_us
+            self._flush_warnings(force=True)
+        self.registry.plugin_manager.hook.engine_shutdown(summary=self.summary)
+        return self.summary
+
+    def _loop(self, items: queue.Queue[Item], active: int) -> bool:
+        while active and not self.stopping.is_set():
+            try:
+                item = items.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                self._tick()
+                continue
+            if isinstance(item, SourceDone):
+                active -= 1
+            else:
+                self._process(item)
+            self._tick()
+        return active == 0
+
+    def _drain(self, items: queue.Queue[Item], threads: list[SourceThread]) -> None:
+        log.info("stopping: draining what the sources have read")
+        deadline = self.clock.monotonic_us() + int(DRAIN_SECONDS * US_PER_SECOND)
+        while self.clock.monotonic_us() < deadline:
+            try:
+                item = items.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads):
+                    break
+                continue
+            if isinstance(item, Batch):
+                self._process(item)
+        self._tick()
+
+    def _close(self) -> None:
+        for index, source in enumerate(self.sources):
+            try:
+                source.close()
+            except Exception:
+                log.exception("closing %s failed", self.config.sources[index].where)
+        for name, sink, _ in self.sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing sink %s failed", name)
+                self.summary.sink_failures[name] += 1
+        if self.dead_letter is not None:
+            self.dead_letter.close()
+
+    # -- one batch -------------------------------------------------------------
+
+    def _process(self, batch: Batch) -> None:
+        now_us = self.clock.now_us()
+        if batch.lines is not None:
+            events, bad = self.decoder.decode_lines(batch.lines)
+            if bad:
+                self._set_aside(bad, batch.source_index, now_us)
+        else:
+            events = batch.events or []
+        if not events:
+            return
+        self._last_arrival_us = now_us
+        if self.config.time.mode == "processing":
+            for event in events:
+                event.time_us = now_us
+        self.summary.count_events(events)
+        if self.config.counters.enabled:
+            self.counters.count(events, now_us)
+        self._route(events)
+        if self.config.time.mode == "processing":
+            self._advance(now_us + 1)
+        else:
+            self._advance(self._max_seen_us - self.config.time.allowed_lateness_us)
+
+    def _route(self, events: list[Event]) -> None:
+        lateness = self.config.time.allowed_lateness_us
+        max_seen = self._max_seen_us
+        late_before = max(self.watermark_us, max_seen - lateness)
+        feeders = [runner.feed for runner in self.runners]
+        for event in events:
+            time_us = event.time_us
+            if time_us > max_seen:
+                max_seen = time_us
+                late_before = max(late_before, time_us - lateness)
+            elif time_us < late_before:
+                self._late(event)
+                continue
+            for feed in feeders:
+                feed(event)
+        self._max_seen_us = max_seen
+
+    def _late(self, event: Event) -> None:
+        if self.config.time.late == "include" and all(
+            runner.feed_late(event) for runner in self.runners
+        ):
+            self.summary.late_included += 1
+            return
+        self.summary.late_dropped += 1
+        self._pending_warnings["late"] += 1
+
+    def _set_aside(self, bad: list[BadEvent], source_index: int, now_us: int) -> None:
+        for item in bad:
+            self.summary.bad_by_reason[item.reason] += 1
+            self._pending_warnings[f"bad ({item.reason})"] += 1
+        if self.dead_letter is not None:
+            self.dead_letter.write(bad, self.config.sources[source_index].where, now_us)
+
+    # -- time -----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now_us = self.clock.now_us()
+        if self.config.time.mode == "processing":
+            self._advance(now_us + 1)
+        else:
+            self._advance_if_idle(now_us)
+        self._report_counters(now_us)
+        self._flush_warnings()
+
+    def _advance_if_idle(self, now_us: int) -> None:
+        idle_timeout = self.config.time.idle_timeout_us
+        if idle_timeout is None or self._last_arrival_us is None:
+            return
+        idle_for = now_us - self._last_arrival_us
+        if idle_for >= idle_timeout:
+            lateness = self.config.time.allowed_lateness_us
+            self._advance(self._max_seen_us - lateness + idle_for)
+
+    def _advance(self, watermark_us: int) -> None:
+        if watermark_us <= self.watermark_us:
+            return
+        self.watermark_us = watermark_us
+        timed: list[TimedAlert] = []
+        for runner in self.runners:
+            timed += runner.advance(watermark_us)
+        if len(timed) > 1:
+            timed.sort(key=lambda entry: entry[:3])
+        for _, _, _, alert in timed:
+            self._dispatch(alert)
+
+    # -- output ---------------------------------------------------------------
+
+    def _dispatch(self, alert: Alert) -> None:
+        self.summary.alerts[(alert.rule, alert.status)] += 1
+        for name, sink, send_resolved in self.sinks:
+            if alert.status == "resolved" and not send_resolved:
+                continue
+            try:
+                sink.send(alert)
+            except Exception:
+                # One failing sink must not starve the others.
+                log.exception("sink %s failed to send an alert", name)
+                self.summary.sink_failures[name] += 1
+        try:
+            self.registry.plugin_manager.hook.engine_alert(alert=alert)
+        except Exception:
+            log.exception("an engine_alert hook failed")
+
+    def _report_counters(self, now_us: int) -> None:
+        if not self.config.counters.enabled or now_us < self._next_counters_us:
+            return
+        if self._next_counters_us:
+            report = self.counters.report(now_us)
+            try:
+                self.registry.plugin_manager.hook.engine_counters(report=report)
+            except Exception:
+                log.exception("an engine_counters hook failed")
+        self._next_counters_us = now_us + self.config.counters.interval_us
+
+    def _flush_warnings(self, force: bool = False) -> None:
+        if not self._pending_warnings:
+            return
+        now_us = self.clock.monotonic_us()
+        if not force and now_us - self._last_warning_us < WARNING_INTERVAL_US:
+            return
+        self._last_warning_us = now_us
+        details = ", ".join(f"{name} {n}" for name, n in self._pending_warnings.most_common())
+        where = f"; bad events are in {self.config.dead_letter}" if self.dead_letter else ""
+        log.warning("set aside events: %s%s", details, where)
+        self._pending_warnings.clear()

@@ -1,0 +1,134 @@
+"""What a run has seen: live counters while it runs, a summary at the end."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from operator import attrgetter
+
+from engine.events import Event
+from engine.timeutil import US_PER_SECOND
+
+_event_type = attrgetter("event_type")
+_source = attrgetter("source")
+
+
+@dataclass(frozen=True)
+class CountersReport:
+    """Event rates over the counters window, by event type and by source.
+
+    ``window_us`` is the span the rates were measured over: the configured
+    window, or less when the run is younger than that.
+    """
+
+    window_us: int
+    total: int
+    by_type: list[tuple[str, int]]
+    by_source: list[tuple[str, int]]
+
+    def rate(self, count: int) -> float:
+        return count * US_PER_SECOND / self.window_us if self.window_us else 0.0
+
+    def render(self) -> str:
+        def entries(pairs: list[tuple[str, int]]) -> str:
+            return " ".join(f"{name}={self.rate(n):.1f}/s" for name, n in pairs) or "-"
+
+        return (
+            f"last {self.window_us / US_PER_SECOND:.0f}s: {self.rate(self.total):.1f} events/s"
+            f" | by type: {entries(self.by_type)}"
+            f" | top sources: {entries(self.by_source)}"
+        )
+
+
+class LiveCounters:
+    """Counts by event type and source over a sliding processing-time window.
+
+    Counts are kept in one-second buckets, so memory stays bounded by the
+    window length and the number of distinct names seen in it.
+    """
+
+    def __init__(self, window_us: int, top: int) -> None:
+        self.window_us = window_us
+        self.top = top
+        self._buckets: deque[tuple[int, Counter[str], Counter[str]]] = deque()
+        self._started_us: int | None = None
+
+    def count(self, events: list[Event], now_us: int) -> None:
+        """Add one batch of events arriving at ``now_us``."""
+        if self._started_us is None:
+            self._started_us = now_us
+        second = now_us // US_PER_SECOND
+        if not self._buckets or self._buckets[-1][0] != second:
+            self._buckets.append((second, Counter(), Counter()))
+        _, types, sources = self._buckets[-1]
+        types.update(map(_event_type, events))
+        sources.update(map(_source, events))
+
+    def report(self, now_us: int) -> CountersReport:
+        oldest = (now_us - self.window_us) // US_PER_SECOND
+        while self._buckets and self._buckets[0][0] <= oldest:
+            self._buckets.popleft()
+        types: Counter[str] = Counter()
+        sources: Counter[str] = Counter()
+        for _, bucket_types, bucket_sources in self._buckets:
+            types.update(bucket_types)
+            sources.update(bucket_sources)
+        started = self._started_us if self._started_us is not None else now_us
+        span = min(self.window_us, max(now_us - started, 1))
+        return CountersReport(
+            span,
+            sum(types.values()),
+            types.most_common(self.top),
+            sources.most_common(self.top),
+        )
+
+
+@dataclass
+class RunSummary:
+    """Totals of one run, printed at exit and handed to ``engine_shutdown``."""
+
+    events: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    by_source: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    suppressed_by_rule: Counter[str] = field(default_factory=Counter)
+    late_dropped: int = 0
+    late_included: int = 0
+    bad_by_reason: Counter[str] = field(default_factory=Counter)
+    sink_failures: Counter[str] = field(default_factory=Counter)
+    elapsed_us: int = 0
+
+    def count_events(self, events: Iterable[Event]) -> None:
+        batch = list(events)
+        self.events += len(batch)
+        self.by_type.update(map(_event_type, batch))
+        self.by_source.update(map(_source, batch))
+
+    def render(self, top: int = 5) -> str:
+        seconds = self.elapsed_us / US_PER_SECOND
+        lines = [
+            f"summary: {self.events} events in {seconds:.1f}s, "
+            f"{sum(self.alerts.values())} alert notifications, "
+            f"{self.late_dropped} late dropped, {sum(self.bad_by_reason.values())} bad",
+            "  events by type:   " + _pairs(self.by_type.most_common()),
+            f"  events by source: {_pairs(self.by_source.most_common(top))}"
+            + (f" (+{len(self.by_source) - top} more)" if len(self.by_source) > top else ""),
+            "  alerts by rule:   "
+            + _pairs(
+                (f"{rule} {status}", n) for (rule, status), n in sorted(self.alerts.items())
+            ),
+        ]
+        if self.suppressed_by_rule:
+            lines.append("  suppressed (cooldown): " + _pairs(self.suppressed_by_rule.items()))
+        if self.late_included:
+            lines.append(f"  late events included: {self.late_included}")
+        if self.bad_by_reason:
+            lines.append("  bad events:       " + _pairs(self.bad_by_reason.most_common()))
+        if self.sink_failures:
+            lines.append("  sink failures:    " + _pairs(self.sink_failures.most_common()))
+        return "\n".join(lines)
+
+
+def _pairs(pairs: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in pairs) or "none"

@@ -1,0 +1,1 @@
+"""JSON Schemas of the rules file and of rule tests (package data)."""
