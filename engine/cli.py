@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from engine import __version__
-from engine.config import EngineConfig, load_config
+from engine.config import ComponentConfig, EngineConfig, load_config
 from engine.errors import UsageError
 from engine.hookspecs import hookimpl
 from engine.plugin_manager import load_plugins
@@ -46,14 +46,21 @@ def _parser() -> argparse.ArgumentParser:
         prog="engine",
         description="Streaming rules engine: burst detection on event streams.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
     verbosity = argparse.ArgumentParser(add_help=False)
     verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbosity.add_argument(
-        "-q", "--quiet", action="store_true", help="warnings and errors only, no counters"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="warnings and errors only, no counters",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = commands.add_parser("run", parents=[verbosity], help="run a rules file (default)")
+    run = commands.add_parser(
+        "run", parents=[verbosity], help="run a rules file (default)"
+    )
     run.add_argument("--rules", required=True, type=Path, help="the rules file")
     validate = commands.add_parser(
         "validate", parents=[verbosity], help="check rules files without running them"
@@ -63,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         "schema", parents=[verbosity], help="print the JSON Schema of rules files"
     )
     commands.add_parser(
-        "plugins", parents=[verbosity], help="list installed plugins and their components"
+        "plugins",
+        parents=[verbosity],
+        help="list installed plugins and their components",
     )
     return parser
 
@@ -87,15 +96,16 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _banner(config: EngineConfig) -> str:
-    def names(components: Sequence[object]) -> str:
-        return ", ".join(getattr(c, "type") for c in components)
+    def names(components: Sequence[ComponentConfig]) -> str:
+        return ", ".join(c.type for c in components)
 
     time = config.time
+    lateness = format_duration(time.allowed_lateness_us)
     return (
-        f"engine {__version__} starting: rules {config.path} ({len(config.rules)} rules), "
-        f"sources [{names(config.sources)}], sinks [{names(config.sinks)}], "
-        f"time {time.mode}, allowed_lateness {format_duration(time.allowed_lateness_us)}, "
-        f"late {time.late}"
+        f"engine {__version__} starting: rules {config.path} "
+        f"({len(config.rules)} rules), sources [{names(config.sources)}], "
+        f"sinks [{names(config.sinks)}], time {time.mode}, "
+        f"allowed_lateness {lateness}, late {time.late}"
     )
 
 
@@ -147,13 +157,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for info in load_plugins().plugins:
         origin = f"{info.distribution} {info.version}".strip()
         provides = "; ".join(
-            f"{kind}: {', '.join(sorted(names))}" for kind, names in sorted(info.components.items())
+            f"{kind}: {', '.join(sorted(names))}"
+            for kind, names in sorted(info.components.items())
         )
         print(f"{info.name}  [{origin}]  {provides or '(hooks only)'}")
     return 0
 
 
-HANDLERS = {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "plugins": cmd_plugins}
+HANDLERS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "plugins": cmd_plugins,
+}
 
 
 def _print_error(error: UsageError) -> None:

@@ -90,7 +90,10 @@ def load_config(
 ) -> tuple[EngineConfig, Registry]:
     """Read, validate and build the configuration in one rules file."""
     return build_config(
-        load_yaml(path), path.parent, entry_points=entry_points, extra_plugins=extra_plugins
+        load_yaml(path),
+        path.parent,
+        entry_points=entry_points,
+        extra_plugins=extra_plugins,
     )
 
 
@@ -148,14 +151,16 @@ def _cross_check(loaded: LoadedYaml, registry: Registry) -> list[Problem]:
     data = loaded.data
     for kind, section in (("source", "sources"), ("sink", "sinks")):
         for i, options in enumerate(data.get(section) or []):
-            problems += _component_problems(loaded, registry, kind, (section, i), options)
+            problems += _component_problems(
+                loaded, registry, kind, (section, i), options
+            )
     seen_names: dict[str, int] = {}
     for i, rule in enumerate(data["rules"]):
         path: DocPath = ("rules", i)
         if rule["name"] in seen_names:
             problems.append(
                 loaded.problem(
-                    path + ("name",),
+                    (*path, "name"),
                     f"rule name {rule['name']!r} is already used by "
                     f"rules[{seen_names[rule['name']]}]",
                 )
@@ -163,7 +168,7 @@ def _cross_check(loaded: LoadedYaml, registry: Registry) -> list[Problem]:
         seen_names.setdefault(rule["name"], i)
         for kind in ("window", "detector"):
             problems += _component_problems(
-                loaded, registry, kind, path + (kind,), rule[kind]
+                loaded, registry, kind, (*path, kind), rule[kind]
             )
         problems += _template_problems(loaded, registry, path, rule)
     return problems
@@ -197,7 +202,7 @@ def _template_problems(
     names = ", ".join("{" + name + "}" for name in unknown)
     return [
         loaded.problem(
-            path + ("summary",),
+            (*path, "summary"),
             f"unknown placeholder {names}; known fields are "
             + ", ".join(sorted(known))
             + " and metadata.<key>",
@@ -219,7 +224,9 @@ def _options(component: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType({k: v for k, v in component.items() if k != "type"})
 
 
-def _component(loaded: LoadedYaml, path: DocPath, data: Mapping[str, Any]) -> ComponentConfig:
+def _component(
+    loaded: LoadedYaml, path: DocPath, data: Mapping[str, Any]
+) -> ComponentConfig:
     where = f"{loaded.where(path)} {format_path(path)} ({data['type']})"
     return ComponentConfig(data["type"], _options(data), where)
 
@@ -238,9 +245,13 @@ def _build_counters(data: Mapping[str, Any]) -> CountersConfig:
     defaults = CountersConfig()
     return CountersConfig(
         enabled=data.get("enabled", defaults.enabled),
-        window_us=parse_duration(data["window"]) if "window" in data else defaults.window_us,
+        window_us=parse_duration(data["window"])
+        if "window" in data
+        else defaults.window_us,
         interval_us=(
-            parse_duration(data["interval"]) if "interval" in data else defaults.interval_us
+            parse_duration(data["interval"])
+            if "interval" in data
+            else defaults.interval_us
         ),
         top=data.get("top", defaults.top),
     )
@@ -258,8 +269,8 @@ def _build_rule(
         severity=data.get("severity", "medium"),
         match=MappingProxyType(dict(data.get("match") or {})),
         group_by=tuple(data.get("group_by") or ()),
-        window=_component(loaded, path + ("window",), data["window"]),
-        detector=_component(loaded, path + ("detector",), data["detector"]),
+        window=_component(loaded, (*path, "window"), data["window"]),
+        detector=_component(loaded, (*path, "detector"), data["detector"]),
         summary=data.get("summary", detector.default_summary),
         labels=MappingProxyType(dict(data.get("labels") or {})),
         cooldown_us=parse_duration(data.get("cooldown", 0)),

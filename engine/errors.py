@@ -30,7 +30,5 @@ class UsageError(Exception):
     """
 
     def __init__(self, *problems: Problem | str) -> None:
-        self.problems = [
-            p if isinstance(p, Problem) else Problem(p) for p in problems
-        ]
+        self.problems = [p if isinstance(p, Problem) else Problem(p) for p in problems]
         super().__init__("\n".join(str(p) for p in self.problems))

@@ -75,7 +75,7 @@ def _classify(error: msgspec.ValidationError) -> str:
     return WRONG_TYPE
 
 
-def timestamp_to_us(stamp: datetime | int | float) -> int:
+def timestamp_to_us(stamp: datetime | float) -> int:
     """Microseconds of a decoded timestamp: an aware datetime or epoch seconds."""
     if isinstance(stamp, datetime):
         return datetime_to_us(stamp)
@@ -103,9 +103,7 @@ class EventDecoder:
     def __init__(self) -> None:
         self._decoder = msgspec.json.Decoder(_WireEvent)
 
-    def decode_lines(
-        self, lines: list[bytes]
-    ) -> tuple[list[Event], list[BadEvent]]:
+    def decode_lines(self, lines: list[bytes]) -> tuple[list[Event], list[BadEvent]]:
         """Decode a batch of lines (with or without trailing newlines)."""
         try:
             wires = self._decoder.decode_lines(b"\n".join(lines))

@@ -100,5 +100,3 @@ def engine_shutdown(summary: RunSummary) -> None:
 def hook_names() -> list[str]:
     """The names of every hook spec, for documentation and checks."""
     return sorted(name for name in globals() if name.startswith("engine_"))
-
-

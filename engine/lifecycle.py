@@ -53,7 +53,9 @@ class RuleLifecycle:
             return self._fire(key, signal, exemplar)
         return self._resolve(key, signal, exemplar)
 
-    def _fire(self, key: Hashable, signal: Signal, exemplar: Event | None) -> Alert | None:
+    def _fire(
+        self, key: Hashable, signal: Signal, exemplar: Event | None
+    ) -> Alert | None:
         if key in self.open:
             return None
         group = group_labels(self.rule.group_by, key)
@@ -92,7 +94,9 @@ class RuleLifecycle:
     def forget_cooldowns(self, before_us: int) -> None:
         """Drop cooldown records that can no longer suppress anything."""
         cooldown = self.rule.cooldown_us
-        stale = [k for k, t in self._last_notified_us.items() if t + cooldown <= before_us]
+        stale = [
+            k for k, t in self._last_notified_us.items() if t + cooldown <= before_us
+        ]
         for key in stale:
             del self._last_notified_us[key]
 

@@ -75,8 +75,9 @@ def value_test(expected: Any) -> Callable[[Any], bool]:
         strings = frozenset(exact)
         if not globs:
             return lambda value: value in strings
-        return lambda value: value in strings or (
-            isinstance(value, str) and any(glob(value) for glob in globs)
+        return lambda value: (
+            value in strings
+            or (isinstance(value, str) and any(glob(value) for glob in globs))
         )
 
     def test(value: Any) -> bool:
@@ -120,4 +121,4 @@ def group_labels(group_by: Sequence[str], key: Hashable) -> dict[str, Any]:
     if len(group_by) == 1:
         return {group_by[0]: key}
     assert isinstance(key, tuple)
-    return dict(zip(group_by, key))
+    return dict(zip(group_by, key, strict=True))

@@ -72,15 +72,14 @@ def _own_distribution() -> tuple[str, str]:
         return "burst-engine", "unknown"
 
 
-def _register(
-    pm: pluggy.PluginManager, plugin: object, name: str, origin: str
-) -> None:
+def _register(pm: pluggy.PluginManager, plugin: object, name: str, origin: str) -> None:
     try:
         pm.register(plugin, name=name)
     except ValueError as error:
-        raise UsageError(f"plugin {name!r} ({origin}) cannot be registered: {error}")
+        message = f"plugin {name!r} ({origin}) cannot be registered: {error}"
+        raise UsageError(message) from error
     except pluggy.PluginValidationError as error:
-        raise UsageError(f"plugin {name!r} ({origin}) is invalid: {error}")
+        raise UsageError(f"plugin {name!r} ({origin}) is invalid: {error}") from error
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> dict[str, tuple[str, str]]:

@@ -85,9 +85,9 @@ class RuleRunner:
             if self._scheduled.get(key) != due_us:
                 continue  # superseded by an earlier timer for the same group
             del self._scheduled[key]
-            state = self.groups.get(key)
-            if state is not None:
-                self._advance_group(key, state, watermark_us, alerts)
+            timed_state = self.groups.get(key)
+            if timed_state is not None:
+                self._advance_group(key, timed_state, watermark_us, alerts)
         if self.rule.cooldown_us:
             self.lifecycle.forget_cooldowns(watermark_us)
         return alerts
@@ -103,7 +103,9 @@ class RuleRunner:
             alert = self.lifecycle.on_signal(key, signal, self.exemplars.get(key))
             if alert is not None:
                 self._alert_sequence += 1
-                alerts.append((signal.at_us, self.rule.index, self._alert_sequence, alert))
+                alerts.append(
+                    (signal.at_us, self.rule.index, self._alert_sequence, alert)
+                )
         if state.is_idle():
             del self.groups[key]
             self.exemplars.pop(key, None)

@@ -61,7 +61,9 @@ class Engine:
         ]
         self.sinks += [(type(s).__name__, s, True) for s in extra_sinks]
         self.decoder = EventDecoder()
-        self.dead_letter = DeadLetterFile(config.dead_letter) if config.dead_letter else None
+        self.dead_letter = (
+            DeadLetterFile(config.dead_letter) if config.dead_letter else None
+        )
         self.counters = LiveCounters(config.counters.window_us, config.counters.top)
         self.watermark_us = -END_OF_TIME
         self._max_seen_us = -END_OF_TIME
@@ -73,7 +75,9 @@ class Engine:
     # -- building -------------------------------------------------------------
 
     def _context(self, component: ComponentConfig) -> RuntimeContext:
-        return RuntimeContext(component.where, self.clock, self.config.base_dir, self.stopping)
+        return RuntimeContext(
+            component.where, self.clock, self.config.base_dir, self.stopping
+        )
 
     def _build_source(self, index: int, component: ComponentConfig) -> Source:
         cls = self.registry.get("source", component.type)
@@ -83,10 +87,14 @@ class Engine:
             raise UsageError(f"{component.where}: {error.strerror or error}") from error
         return source
 
-    def _build_sink(self, index: int, component: ComponentConfig) -> tuple[str, Sink, bool]:
+    def _build_sink(
+        self, index: int, component: ComponentConfig
+    ) -> tuple[str, Sink, bool]:
         cls = self.registry.get("sink", component.type)
         options = {k: v for k, v in component.options.items() if k != "send_resolved"}
-        send_resolved = component.options.get("send_resolved", cls.send_resolved_default)
+        send_resolved = component.options.get(
+            "send_resolved", cls.send_resolved_default
+        )
         try:
             sink: Sink = cls(options, self._context(component))
         except OSError as error:
@@ -299,7 +307,11 @@ class Engine:
         if not force and now_us - self._last_warning_us < WARNING_INTERVAL_US:
             return
         self._last_warning_us = now_us
-        details = ", ".join(f"{name} {n}" for name, n in self._pending_warnings.most_common())
-        where = f"; bad events are in {self.config.dead_letter}" if self.dead_letter else ""
+        details = ", ".join(
+            f"{name} {n}" for name, n in self._pending_warnings.most_common()
+        )
+        where = (
+            f"; bad events are in {self.config.dead_letter}" if self.dead_letter else ""
+        )
         log.warning("set aside events: %s%s", details, where)
         self._pending_warnings.clear()

@@ -49,9 +49,7 @@ def _component_schema(kind: str, registry: Registry) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["type"],
-        "properties": {
-            "type": {"enum": names, "description": f"which {kind} to use"}
-        },
+        "properties": {"type": {"enum": names, "description": f"which {kind} to use"}},
         "allOf": branches,
     }
 
@@ -98,7 +96,7 @@ def _describe(error: jsonschema.ValidationError, loaded: LoadedYaml) -> list[Pro
     if kind == "propertyNames":
         return [
             loaded.problem(
-                path + (str(found),),
+                (*path, str(found)),
                 f"found {found!r}, expected {error.schema.get('description')}"
                 if isinstance(error.schema, dict) and error.schema.get("description")
                 else error.message,
@@ -111,19 +109,24 @@ def _describe(error: jsonschema.ValidationError, loaded: LoadedYaml) -> list[Pro
 
 def _expected(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
-    value = error.validator_value
+    value: Any = error.validator_value
     if error.validator in ("pattern", "type") and schema.get("description"):
         return str(schema["description"])
     if error.validator == "type":
         kinds = value if isinstance(value, list) else [value]
-        return " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+        return " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)
     if error.validator == "enum":
         return "one of " + ", ".join(json.dumps(v) for v in value)
     if error.validator == "const":
         return json.dumps(value)
     if error.validator == "minItems":
         return f"at least {value} item{'s' if value != 1 else ''}"
-    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+    if error.validator in (
+        "minimum",
+        "exclusiveMinimum",
+        "maximum",
+        "exclusiveMaximum",
+    ):
         words = {
             "minimum": "at least",
             "exclusiveMinimum": "more than",
@@ -162,7 +165,10 @@ def _unknown_keys(
     schema = error.schema if isinstance(error.schema, dict) else {}
     known = sorted(schema.get("properties", {}))
     problems = []
-    for key in error.instance:
+    instance: dict[str, Any] = (
+        error.instance if isinstance(error.instance, dict) else {}
+    )
+    for key in instance:
         if key in known:
             continue
         hint = difflib.get_close_matches(str(key), known, n=1)
@@ -170,7 +176,7 @@ def _unknown_keys(
         expected = ", ".join(known) if known else "no other keys"
         problems.append(
             loaded.problem(
-                path + (str(key),),
+                (*path, str(key)),
                 f"unknown key {str(key)!r}, expected one of: {expected}{suggestion}",
                 key=True,
             )

@@ -35,7 +35,8 @@ class CountersReport:
             return " ".join(f"{name}={self.rate(n):.1f}/s" for name, n in pairs) or "-"
 
         return (
-            f"last {self.window_us / US_PER_SECOND:.0f}s: {self.rate(self.total):.1f} events/s"
+            f"last {self.window_us / US_PER_SECOND:.0f}s: "
+            f"{self.rate(self.total):.1f} events/s"
             f" | by type: {entries(self.by_type)}"
             f" | top sources: {entries(self.by_source)}"
         )
@@ -108,25 +109,39 @@ class RunSummary:
     def render(self, top: int = 5) -> str:
         seconds = self.elapsed_us / US_PER_SECOND
         lines = [
-            f"summary: {self.events} events in {seconds:.1f}s, "
-            f"{sum(self.alerts.values())} alert notifications, "
-            f"{self.late_dropped} late dropped, {sum(self.bad_by_reason.values())} bad",
+            (
+                f"summary: {self.events} events in {seconds:.1f}s, "
+                f"{sum(self.alerts.values())} alert notifications, "
+                f"{self.late_dropped} late dropped, "
+                f"{sum(self.bad_by_reason.values())} bad"
+            ),
             "  events by type:   " + _pairs(self.by_type.most_common()),
             f"  events by source: {_pairs(self.by_source.most_common(top))}"
-            + (f" (+{len(self.by_source) - top} more)" if len(self.by_source) > top else ""),
+            + (
+                f" (+{len(self.by_source) - top} more)"
+                if len(self.by_source) > top
+                else ""
+            ),
             "  alerts by rule:   "
             + _pairs(
-                (f"{rule} {status}", n) for (rule, status), n in sorted(self.alerts.items())
+                (f"{rule} {status}", n)
+                for (rule, status), n in sorted(self.alerts.items())
             ),
         ]
         if self.suppressed_by_rule:
-            lines.append("  suppressed (cooldown): " + _pairs(self.suppressed_by_rule.items()))
+            lines.append(
+                "  suppressed (cooldown): " + _pairs(self.suppressed_by_rule.items())
+            )
         if self.late_included:
             lines.append(f"  late events included: {self.late_included}")
         if self.bad_by_reason:
-            lines.append("  bad events:       " + _pairs(self.bad_by_reason.most_common()))
+            lines.append(
+                "  bad events:       " + _pairs(self.bad_by_reason.most_common())
+            )
         if self.sink_failures:
-            lines.append("  sink failures:    " + _pairs(self.sink_failures.most_common()))
+            lines.append(
+                "  sink failures:    " + _pairs(self.sink_failures.most_common())
+            )
         return "\n".join(lines)
 
 

@@ -17,7 +17,9 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_-]+)*$")
 
 def placeholders(template: str) -> list[str]:
     """The names a template uses, in order."""
-    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1) is not None]
+    return [
+        m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1) is not None
+    ]
 
 
 def unknown_placeholders(template: str, known: Iterable[str]) -> list[str]:

@@ -9,11 +9,11 @@ seconds, and are rounded to the microsecond once.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 US_PER_SECOND = 1_000_000
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
 
 #: The largest representable instant; the watermark jumps here when every
@@ -32,7 +32,7 @@ DURATION_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|m|h|d)\s*$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
 
 
-def parse_duration(value: str | int | float) -> int:
+def parse_duration(value: str | float) -> int:
     """Turn ``"250ms"``, ``"10s"``, ``"1.5h"`` or a number of seconds into µs.
 
     Raises ``ValueError`` naming the value when it is not a duration.
@@ -74,7 +74,7 @@ def datetime_to_us(moment: datetime) -> int:
     return (moment - EPOCH) // ONE_US
 
 
-def seconds_to_us(seconds: int | float) -> int:
+def seconds_to_us(seconds: float) -> int:
     """Exact microseconds of a number of seconds since the epoch."""
     if isinstance(seconds, int):
         return seconds * US_PER_SECOND
@@ -85,5 +85,7 @@ def format_timestamp(us: int) -> str:
     """ISO-8601 UTC with a ``Z``: milliseconds when exact, else microseconds."""
     moment = EPOCH + timedelta(microseconds=us)
     if us % 1000 == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return (
+            moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        )
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

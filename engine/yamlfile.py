@@ -65,7 +65,7 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         return self.constructor.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, path: DocPath) -> dict[Any, Any]:
@@ -82,7 +82,7 @@ class _Builder:
                     )
                 )
                 continue
-            child = path + (str(key),)
+            child = (*path, str(key))
             if key in result:
                 first_line = self.loaded.key_marks[child][0]
                 self.problems.append(

@@ -32,7 +32,7 @@ SNAPSHOT_VERSION = 1
 
 
 class BurstState(DetectorState):
-    __slots__ = ("detector", "window", "active")
+    __slots__ = ("active", "detector", "window")
 
     def __init__(self, detector: BurstDetector, window: WindowState) -> None:
         self.detector = detector
@@ -141,8 +141,10 @@ class BurstDetector(Detector):
             return [
                 (
                     ("rearm_below",),
-                    f"found {rearm}, expected at most the threshold "
-                    f"({options['threshold']})",
+                    (
+                        f"found {rearm}, expected at most the threshold "
+                        f"({options['threshold']})"
+                    ),
                 )
             ]
         return []

@@ -1,7 +1,7 @@
 """Sink ``console``: one line per alert edge on standard output.
 
-    [HIGH] ERROR_BURST: 7 ERROR events from web-3 in 10s window
-    [RESOLVED] ERROR_BURST: source=web-3 after 12.5s
+[HIGH] ERROR_BURST: 7 ERROR events from web-3 in 10s window
+[RESOLVED] ERROR_BURST: source=web-3 after 12.5s
 """
 
 from __future__ import annotations

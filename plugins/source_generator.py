@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from engine.components import Options, RuntimeContext, Source
 from engine.events import Event
@@ -44,7 +44,7 @@ class BurstPlan:
 
 class GeneratorSource(Source):
     type_name: ClassVar[str] = "generator"
-    produces: ClassVar[str] = "events"  # type: ignore[misc]
+    produces: ClassVar[Literal["lines", "events"]] = "events"
     description: ClassVar[str] = "simulated telemetry with scheduled bursts"
     options_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -53,9 +53,13 @@ class GeneratorSource(Source):
             "rate": {
                 "type": "number",
                 "minimum": 0,
-                "description": "events per second of wall-clock time; 0: as fast as possible",
+                "description": "events per wall-clock second; 0: as fast as possible",
             },
-            "count": {"type": "integer", "minimum": 1, "description": "stop after this many"},
+            "count": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "stop after this many",
+            },
             "seed": {"type": "integer"},
             "start": {
                 "type": "string",
@@ -73,7 +77,10 @@ class GeneratorSource(Source):
             "value": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"mean": {"type": "number"}, "stddev": {"type": "number", "minimum": 0}},
+                "properties": {
+                    "mean": {"type": "number"},
+                    "stddev": {"type": "number", "minimum": 0},
+                },
             },
             "metadata": {
                 "type": "object",
@@ -112,12 +119,13 @@ class GeneratorSource(Source):
         self.value_mean = float(value.get("mean", 100.0))
         self.value_stddev = float(value.get("stddev", 20.0))
         choices = options.get("metadata", DEFAULT_METADATA)
-        self.metadata_pool = [
-            dict(zip(choices, combo)) for combo in itertools.product(*choices.values())
-        ]
+        combos = itertools.product(*choices.values())
+        self.metadata_pool = [dict(zip(choices, c, strict=True)) for c in combos]
         default_spacing = US_PER_SECOND / self.rate if self.rate else 1000
         self.spacing_us = (
-            parse_duration(options["spacing"]) if "spacing" in options else default_spacing
+            parse_duration(options["spacing"])
+            if "spacing" in options
+            else default_spacing
         )
         self.start_us = self._start(options.get("start"))
         self.bursts = [self._plan(b) for b in options.get("bursts", [])]
@@ -125,7 +133,7 @@ class GeneratorSource(Source):
 
     @classmethod
     def check_options(cls, options: Options) -> list[tuple[tuple[str, ...], str]]:
-        problems = []
+        problems: list[tuple[tuple[str, ...], str]] = []
         if "start" in options:
             try:
                 cls._parse_start(options["start"])

@@ -39,15 +39,22 @@ class JsonlSource(Source):
         "required": ["path"],
         "additionalProperties": False,
         "properties": {
-            "path": {"type": "string", "minLength": 1, "description": "a file, or '-' for stdin"},
-            "follow": {"type": "boolean", "description": "keep reading as the file grows"},
+            "path": {
+                "type": "string",
+                "minLength": 1,
+                "description": "a file, or '-' for stdin",
+            },
+            "follow": {
+                "type": "boolean",
+                "description": "keep reading as the file grows",
+            },
             "poll_interval": {"$ref": "#/$defs/duration"},
             "speed": {
                 "anyOf": [
                     {"enum": ["max", "realtime"]},
                     {"type": "number", "exclusiveMinimum": 0},
                 ],
-                "description": "replay pacing in event time: max, realtime, or a factor",
+                "description": "replay pacing: max, realtime, or a speed-up factor",
             },
         },
     }
@@ -58,7 +65,9 @@ class JsonlSource(Source):
         self.follow = bool(options.get("follow", False))
         self.poll_us = parse_duration(options.get("poll_interval", "200ms"))
         speed = options.get("speed", "max")
-        self.speed: float | None = None if speed == "max" else (1.0 if speed == "realtime" else float(speed))
+        self.speed: float | None = (
+            None if speed == "max" else (1.0 if speed == "realtime" else float(speed))
+        )
         self._offset = 0
         self._file: IO[bytes] = self._open()
         self._timestamps = msgspec.json.Decoder(_Timestamp)
@@ -127,7 +136,9 @@ class JsonlSource(Source):
             return None  # the engine reports the bad line; it is not paced
         return timestamp_to_us(stamp)
 
-    def _paced(self, batches: Iterator[list[bytes]], speed: float) -> Iterator[list[bytes]]:
+    def _paced(
+        self, batches: Iterator[list[bytes]], speed: float
+    ) -> Iterator[list[bytes]]:
         clock = self.context.clock
         first_event_us: int | None = None
         started_us = 0

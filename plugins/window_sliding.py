@@ -24,7 +24,7 @@ SNAPSHOT_VERSION = 1
 
 
 class SlidingWindowState(WindowState):
-    __slots__ = ("size_us", "current_us", "times", "pending")
+    __slots__ = ("current_us", "pending", "size_us", "times")
 
     def __init__(self, size_us: int) -> None:
         self.size_us = size_us
@@ -109,7 +109,9 @@ class SlidingWindow(Window):
     @classmethod
     def check_options(cls, options: Options) -> list[tuple[tuple[str, ...], str]]:
         if parse_duration(options["size"]) <= 0:
-            return [(("size",), f"found {options['size']!r}, expected a positive duration")]
+            return [
+                (("size",), f"found {options['size']!r}, expected a positive duration")
+            ]
         return []
 
     def new_state(self) -> SlidingWindowState:
@@ -117,7 +119,9 @@ class SlidingWindow(Window):
 
     def restore_state(self, data: Mapping[str, Any]) -> SlidingWindowState:
         if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"unknown sliding window snapshot version {data.get('version')!r}")
+            raise ValueError(
+                f"unknown sliding window snapshot version {data.get('version')!r}"
+            )
         state = SlidingWindowState(self.size_us)
         state.current_us = data["current_us"]
         state.times.extend(data["times"])
