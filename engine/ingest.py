@@ -11,21 +11,39 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from engine.components import Source
 from engine.events import Event
 
 log = logging.getLogger(__name__)
 
-QUEUE_BATCHES = 64
+QUEUE_BATCHES = 4
+
+
+@runtime_checkable
+class BlockReader(Protocol):
+    """A source of JSON lines that can also hand them over in blocks.
+
+    ``blocks()`` yields newline-separated lines as read, in large blocks (an
+    empty block means "nothing new yet"), or returns None when the source
+    must go line by line; the engine then decodes a block in one call.
+    """
+
+    def blocks(self) -> Iterator[bytes | bytearray] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """What one source hands over: JSON lines, ready events, or a block of
+    newline-separated JSON lines (exactly one of the three is set)."""
+
     source_index: int
     lines: list[bytes] | None
     events: list[Event] | None
+    block: bytes | bytearray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,24 +68,41 @@ class SourceThread(threading.Thread):
         self.source_name = name
 
     def run(self) -> None:
-        stopping = self.source.context.stopping
-        produces_events = self.source.produces == "events"
         failed = False
         try:
-            for batch in self.source.batches():
-                if batch:
-                    item = (
-                        Batch(self.index, None, batch)  # type: ignore[arg-type]
-                        if produces_events
-                        else Batch(self.index, batch, None)  # type: ignore[arg-type]
-                    )
-                    self._put(item, stopping)
-                if stopping.is_set():
-                    break
+            blocks = (
+                self.source.blocks() if isinstance(self.source, BlockReader) else None
+            )
+            if blocks is not None:
+                self._hand_over_blocks(blocks)
+            else:
+                self._hand_over_batches()
         except Exception:
             failed = True
             log.exception("source %s failed and stopped", self.source_name)
         self._put(SourceDone(self.index, failed), None)
+
+    def _hand_over_batches(self) -> None:
+        stopping = self.source.context.stopping
+        produces_events = self.source.produces == "events"
+        for batch in self.source.batches():
+            if batch:
+                item = (
+                    Batch(self.index, None, batch)  # type: ignore[arg-type]
+                    if produces_events
+                    else Batch(self.index, batch, None)  # type: ignore[arg-type]
+                )
+                self._put(item, stopping)
+            if stopping.is_set():
+                break
+
+    def _hand_over_blocks(self, blocks: Iterator[bytes | bytearray]) -> None:
+        stopping = self.source.context.stopping
+        for block in blocks:
+            if block:
+                self._put(Batch(self.index, None, None, block), stopping)
+            if stopping.is_set():
+                break
 
     def _put(self, item: Item, stopping: threading.Event | None) -> None:
         # Poll so that a stop request frees a thread blocked on a full queue.

@@ -20,8 +20,8 @@ from engine.alerts import FIRING, RESOLVED, Alert, incident_id
 from engine.components import Signal
 from engine.config import RuleConfig
 from engine.events import Event
-from engine.matching import group_labels
-from engine.templates import compile_template
+from engine.matching import field_getter, group_labels
+from engine.templates import compile_template, placeholders
 
 
 @dataclass(slots=True)
@@ -40,6 +40,11 @@ class RuleLifecycle:
     def __init__(self, rule: RuleConfig) -> None:
         self.rule = rule
         self._render = compile_template(rule.summary)
+        self._metadata_fields = {
+            name: field_getter(name)
+            for name in placeholders(rule.summary)
+            if name.startswith("metadata.")
+        }
         self.open: dict[Hashable, Incident] = {}
         #: When each group was last notified, kept only while it matters.
         self._last_notified_us: dict[Hashable, int] = {}
@@ -138,8 +143,8 @@ class RuleLifecycle:
             fields["event_type"] = exemplar.event_type
             fields["source"] = exemplar.source
             fields["value"] = exemplar.value
-            for name, value in exemplar.metadata.items():
-                fields[f"metadata.{name}"] = value
+            for name, get in self._metadata_fields.items():
+                fields[name] = get(exemplar)
         for path, value in group.items():
             fields[path] = value
             fields[path.rsplit(".", 1)[-1]] = value

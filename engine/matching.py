@@ -63,27 +63,32 @@ def _same_kind(a: Any, b: Any) -> bool:
 
 
 def value_test(expected: Any) -> Callable[[Any], bool]:
-    """A test for one ``match`` value: a scalar, a glob, or a list of them."""
+    """A test for one ``match`` value: a scalar, a glob, or a list of them.
+
+    A value that is not text (a number, a list or an object from metadata)
+    never equals a string option and never matches a glob.
+    """
     options = expected if isinstance(expected, list) else [expected]
-    globs = [
-        re.compile(fnmatch.translate(o)).match
+    patterns = [
+        fnmatch.translate(o)
         for o in options
         if isinstance(o, str) and _GLOB_CHARS.search(o)
     ]
     exact = [o for o in options if not (isinstance(o, str) and _GLOB_CHARS.search(o))]
+    # All globs of an entry in one expression: one match call per value.
+    glob = re.compile("|".join(patterns)).match if patterns else None
     if all(isinstance(o, str) for o in exact):
         strings = frozenset(exact)
-        if not globs:
-            return lambda value: value in strings
+        if glob is None:
+            return lambda value: isinstance(value, str) and value in strings
         return lambda value: (
-            value in strings
-            or (isinstance(value, str) and any(glob(value) for glob in globs))
+            isinstance(value, str) and (value in strings or glob(value) is not None)
         )
 
     def test(value: Any) -> bool:
         if any(value == o and _same_kind(value, o) for o in exact):
             return True
-        return isinstance(value, str) and any(glob(value) for glob in globs)
+        return glob is not None and isinstance(value, str) and glob(value) is not None
 
     return test
 
@@ -98,6 +103,26 @@ def compile_match(match: Mapping[str, Any]) -> Predicate | None:
         get, test = checks[0]
         return lambda event: test(get(event))
     return lambda event: all(test(get(event)) for get, test in checks)
+
+
+def split_event_types(
+    match: Mapping[str, Any],
+) -> tuple[frozenset[str] | None, dict[str, Any]]:
+    """The event types a ``match`` accepts, and the entries left to test.
+
+    When ``event_type`` is a plain string or a list of plain strings, the
+    engine can route events to the rule by type with one dictionary lookup
+    and test only the other entries. Otherwise (no ``event_type`` entry, a
+    glob, a number) the types are None and the whole match stays.
+    """
+    expected = match.get("event_type")
+    options = expected if isinstance(expected, list) else [expected]
+    if "event_type" not in match or not all(
+        isinstance(o, str) and not _GLOB_CHARS.search(o) for o in options
+    ):
+        return None, dict(match)
+    rest = {path: value for path, value in match.items() if path != "event_type"}
+    return frozenset(options), rest
 
 
 def compile_group_key(group_by: Sequence[str]) -> KeyFunction | None:

@@ -29,6 +29,13 @@ BUILTIN_MODULES = (
     "engine.plugins.detector_burst",
     "engine.plugins.sink_console",
     "engine.plugins.sink_jsonl",
+    "engine.plugins.source_nats",
+    "engine.plugins.source_redis",
+    "engine.plugins.source_mqtt",
+    "engine.plugins.sink_webhook",
+    "engine.plugins.sink_alertmanager",
+    "engine.plugins.sink_nats",
+    "engine.plugins.sink_redis",
 )
 
 #: kind -> (hook that registers it, base class its components must extend)
@@ -104,9 +111,10 @@ def _load_entry_points(pm: pluggy.PluginManager) -> dict[str, tuple[str, str]]:
 def _import_module(name: str, where: str) -> ModuleType:
     try:
         return importlib.import_module(name)
-    except ImportError as error:
+    except Exception as error:  # any import failure is the plugin's fault
         raise UsageError(
-            f"{where}: cannot import plugin module {name!r}: {error}"
+            f"{where}: cannot import plugin module {name!r}: "
+            f"{type(error).__name__}: {error}"
         ) from error
 
 
@@ -134,9 +142,10 @@ def load_plugins(
     if entry_points:
         origins.update(_load_entry_points(pm))
     for module_name, where in extra_modules:
-        if pm.has_plugin(module_name):
-            continue
-        _register(pm, _import_module(module_name, where), module_name, where)
+        module = _import_module(module_name, where)
+        if pm.is_registered(module):
+            continue  # also installed: its entry point registered it already
+        _register(pm, module, module_name, where)
         origins[module_name] = ("(rules file)", "")
     for index, plugin in enumerate(extra_plugins):
         name = getattr(plugin, "__name__", f"plugin-{index}")
@@ -145,8 +154,9 @@ def load_plugins(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as error:
+        name = pm.get_name(error.plugin) or repr(error.plugin)
         raise UsageError(
-            f"plugin {error.plugin!r} implements an unknown hook: {error}; "
+            f"plugin {name!r} implements an unknown hook: {error}; "
             f"known hooks are {', '.join(hookspecs.hook_names())}"
         ) from error
     return _build_registry(pm, origins)

@@ -18,7 +18,7 @@ from engine.components import Detector, DetectorState, RuleInfo, Window
 from engine.config import RuleConfig
 from engine.events import Event
 from engine.lifecycle import RuleLifecycle
-from engine.matching import compile_group_key, compile_match
+from engine.matching import compile_group_key, compile_match, split_event_types
 from engine.plugin_manager import Registry
 
 #: An alert with what orders it among the alerts of one watermark move.
@@ -36,11 +36,20 @@ class RuleRunner:
         self.window: Window = window_cls(rule.window.options, info)
         self.detector: Detector = detector_cls(rule.detector.options, info, self.window)
         self.matches = compile_match(rule.match)
+        #: The event types this rule takes (None: any), and the rest of its
+        #: match, for events the runtime has already routed by type.
+        self.route_types, rest = split_event_types(rule.match)
+        self._rest_matches = compile_match(rest)
         self.group_key = compile_group_key(rule.group_by)
         self.lifecycle = RuleLifecycle(rule)
         self.groups: dict[Hashable, DetectorState] = {}
-        #: The newest event of each group, for event fields in summaries.
+        #: The newest event of each group among those already decided, for
+        #: event fields in summaries.
         self.exemplars: dict[Hashable, Event] = {}
+        #: Events of each group not yet decided, in arrival order: an alert
+        #: at instant t takes the newest of them at or before t, so that its
+        #: summary does not depend on how the input was cut into batches.
+        self._undecided: dict[Hashable, list[Event]] = {}
         #: Groups fed since the last advance.
         self.dirty: dict[Hashable, DetectorState] = {}
         self._timers: list[tuple[int, int, Hashable]] = []
@@ -49,16 +58,30 @@ class RuleRunner:
         self._alert_sequence = 0
 
     def feed(self, event: Event) -> None:
-        """Route one event that is not late (the hot path)."""
+        """Route one event that is not late."""
         if self.matches is not None and not self.matches(event):
             return
+        self._add(event)
+
+    def feed_routed(self, event: Event) -> None:
+        """Route one event that is not late and whose type is one of
+        :attr:`route_types` (the hot path: the type is not tested again)."""
+        if self._rest_matches is not None and not self._rest_matches(event):
+            return
+        self._add(event)
+
+    def _add(self, event: Event) -> None:
         key = None if self.group_key is None else self.group_key(event)
         state = self.groups.get(key)
         if state is None:
             state = self.groups[key] = self.detector.new_state()
         state.add(event)
         self.dirty[key] = state
-        self.exemplars[key] = event
+        undecided = self._undecided.get(key)
+        if undecided is None:
+            self._undecided[key] = [event]
+        else:
+            undecided.append(event)
 
     def feed_late(self, event: Event) -> bool:
         """Offer a late event (``late: include``); False when its group's
@@ -99,13 +122,21 @@ class RuleRunner:
         watermark_us: int,
         alerts: list[TimedAlert],
     ) -> None:
+        undecided = self._undecided.pop(key, None)
         for signal in state.advance(watermark_us):
-            alert = self.lifecycle.on_signal(key, signal, self.exemplars.get(key))
+            exemplar = self._exemplar(key, undecided, signal.at_us)
+            alert = self.lifecycle.on_signal(key, signal, exemplar)
             if alert is not None:
                 self._alert_sequence += 1
                 alerts.append(
                     (signal.at_us, self.rule.index, self._alert_sequence, alert)
                 )
+        if undecided:
+            newest = undecided[-1]
+            if len(undecided) == 1 and newest.time_us < watermark_us:
+                self.exemplars[key] = newest  # the common case, in short
+            else:
+                self._keep_undecided(key, undecided, watermark_us)
         if state.is_idle():
             del self.groups[key]
             self.exemplars.pop(key, None)
@@ -118,6 +149,25 @@ class RuleRunner:
             self._scheduled[key] = wakeup
             self._timer_sequence += 1
             heapq.heappush(self._timers, (wakeup, self._timer_sequence, key))
+
+    def _exemplar(
+        self, key: Hashable, undecided: list[Event] | None, instant_us: int
+    ) -> Event | None:
+        """The newest event of the group at or before ``instant_us``."""
+        for event in reversed(undecided or ()):
+            if event.time_us <= instant_us:
+                return event
+        return self.exemplars.get(key)
+
+    def _keep_undecided(
+        self, key: Hashable, events: list[Event], watermark_us: int
+    ) -> None:
+        """Events before the watermark are decided now; keep the rest."""
+        decided = [event for event in events if event.time_us < watermark_us]
+        if decided:
+            self.exemplars[key] = decided[-1]
+        if len(decided) < len(events):
+            self._undecided[key] = [e for e in events if e.time_us >= watermark_us]
 
     def snapshot_groups(self) -> dict[str, Any]:
         """How many groups are alive and how many are firing (for summaries)."""

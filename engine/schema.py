@@ -93,6 +93,14 @@ def _describe(error: jsonschema.ValidationError, loaded: LoadedYaml) -> list[Pro
         return _unknown_keys(error, path, loaded)
     if kind == "required":
         return [loaded.problem(path, f"missing key: {error.message.split()[0]}")]
+    if "propertyNames" in error.relative_schema_path:
+        return [
+            loaded.problem(
+                (*path, str(found)),
+                f"found {_show(found)}, expected {_expected(error)}",
+                key=True,
+            )
+        ]
     if kind == "propertyNames":
         return [
             loaded.problem(
@@ -110,11 +118,13 @@ def _describe(error: jsonschema.ValidationError, loaded: LoadedYaml) -> list[Pro
 def _expected(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     value: Any = error.validator_value
-    if error.validator in ("pattern", "type") and schema.get("description"):
+    if error.validator == "pattern" and schema.get("description"):
         return str(schema["description"])
     if error.validator == "type":
         kinds = value if isinstance(value, list) else [value]
-        return " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)
+        type_words = " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)
+        description = schema.get("description")
+        return f"{type_words} ({description})" if description else type_words
     if error.validator == "enum":
         return "one of " + ", ".join(json.dumps(v) for v in value)
     if error.validator == "const":

@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Protocol
 
 from engine.events import Event
 from engine.timeutil import US_PER_SECOND
 
 _event_type = attrgetter("event_type")
 _source = attrgetter("source")
+
+
+class _Named(Protocol):
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+def count_types(events: Sequence[_Named]) -> Counter[str]:
+    """One batch's events counted by type (once, for every total).
+
+    A batch holds few types, so adding its counts to a total costs almost
+    nothing; it holds about as many distinct sources as events, so sources
+    are counted straight into each total instead (:func:`sources_of`).
+    """
+    return Counter(map(_event_type, events))
+
+
+def sources_of(events: Iterable[_Named]) -> Iterator[str]:
+    return map(_source, events)
 
 
 @dataclass(frozen=True)
@@ -57,14 +79,21 @@ class LiveCounters:
 
     def count(self, events: list[Event], now_us: int) -> None:
         """Add one batch of events arriving at ``now_us``."""
+        self.add_batch(count_types(events), sources_of(events), now_us)
+
+    def add_batch(
+        self, by_type: Counter[str], sources: Iterable[str], now_us: int
+    ) -> None:
+        """Add one batch arriving at ``now_us``: its counts by type and the
+        source of each event."""
         if self._started_us is None:
             self._started_us = now_us
         second = now_us // US_PER_SECOND
         if not self._buckets or self._buckets[-1][0] != second:
             self._buckets.append((second, Counter(), Counter()))
-        _, types, sources = self._buckets[-1]
-        types.update(map(_event_type, events))
-        sources.update(map(_source, events))
+        _, types, bucket_sources = self._buckets[-1]
+        types.update(by_type)
+        bucket_sources.update(sources)
 
     def report(self, now_us: int) -> CountersReport:
         oldest = (now_us - self.window_us) // US_PER_SECOND
@@ -106,6 +135,12 @@ class RunSummary:
         self.by_type.update(map(_event_type, batch))
         self.by_source.update(map(_source, batch))
 
+    def add_batch(self, by_type: Counter[str], sources: Iterable[str]) -> None:
+        """Add one batch: its counts by type and the source of each event."""
+        self.events += sum(by_type.values())
+        self.by_type.update(by_type)
+        self.by_source.update(sources)
+
     def render(self, top: int = 5) -> str:
         seconds = self.elapsed_us / US_PER_SECOND
         lines = [
@@ -122,11 +157,7 @@ class RunSummary:
                 if len(self.by_source) > top
                 else ""
             ),
-            "  alerts by rule:   "
-            + _pairs(
-                (f"{rule} {status}", n)
-                for (rule, status), n in sorted(self.alerts.items())
-            ),
+            "  alerts by rule:   " + self._alerts_by_rule(),
         ]
         if self.suppressed_by_rule:
             lines.append(
@@ -143,6 +174,17 @@ class RunSummary:
                 "  sink failures:    " + _pairs(self.sink_failures.most_common())
             )
         return "\n".join(lines)
+
+    def _alerts_by_rule(self) -> str:
+        rules = sorted({rule for rule, _ in self.alerts})
+        return (
+            ", ".join(
+                f"{rule} {self.alerts[(rule, 'firing')]} firing"
+                f" / {self.alerts[(rule, 'resolved')]} resolved"
+                for rule in rules
+            )
+            or "none"
+        )
 
 
 def _pairs(pairs: Iterable[tuple[str, int]]) -> str:

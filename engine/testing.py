@@ -113,7 +113,9 @@ def run_rules(
 ) -> list[Alert]:
     """Run a rules file whose source is ``{type: memory}`` over ``batches``
     and return every alert edge, in the order the sinks received them."""
-    alerts, _ = run_rules_with_summary(rules_yaml, batches, base_dir=base_dir, clock=clock)
+    alerts, _ = run_rules_with_summary(
+        rules_yaml, batches, base_dir=base_dir, clock=clock
+    )
     return alerts
 
 
@@ -129,6 +131,8 @@ def run_rules_with_summary(
         rules_yaml, "<test rules>", base_dir, extra_plugins=(MemoryPlugin(batches),)
     )
     sink = CapturingSink()
-    engine = Engine(config, registry, clock=clock or SimulatedClock(), extra_sinks=[sink])
+    engine = Engine(
+        config, registry, clock=clock or SimulatedClock(), extra_sinks=[sink]
+    )
     summary = engine.run()
     return sink.alerts, summary

@@ -8,6 +8,7 @@ seconds, and are rounded to the microsecond once.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -39,6 +40,8 @@ def parse_duration(value: str | float) -> int:
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '10s', found {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"a duration must be finite, found {value!r}")
     if isinstance(value, (int, float)):
         amount, unit_us = Decimal(str(value)), US_PER_SECOND
     else:

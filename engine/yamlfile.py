@@ -9,6 +9,7 @@ are reported as errors.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ import yaml
 from engine.errors import Problem, UsageError
 
 DocPath = tuple[str | int, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Returned for a key that is not a plain value (already reported).
+_NOT_A_KEY = object()
 
 
 def format_path(path: DocPath) -> str:
@@ -66,36 +71,71 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problems.append(
+                Problem(
+                    f"found {node.value!r}, expected a finite number",
+                    f"{self.loaded.filename}:{_line_col(node)}",
+                    format_path(path),
+                )
+            )
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: DocPath) -> dict[Any, Any]:
+        explicit_count = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
         self.constructor.flatten_mapping(node)
+        # flatten_mapping puts the merged entries first. Later ones override
+        # earlier ones, as PyYAML does; keys written beside `<<:` win over all.
+        merged = node.value[: len(node.value) - explicit_count]
+        explicit = node.value[len(merged) :]
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                self.problems.append(
-                    Problem(
-                        f"a key must be a plain value, found {type(key).__name__}",
-                        f"{self.loaded.filename}:{_line_col(key_node)}",
-                        format_path(path),
-                    )
-                )
+        for key_node, value_node in merged:
+            key = self._key(key_node, path)
+            if key is not _NOT_A_KEY:
+                result[key] = self._child(key, key_node, value_node, path)
+        written: set[Any] = set()
+        for key_node, value_node in explicit:
+            key = self._key(key_node, path)
+            if key is _NOT_A_KEY:
                 continue
-            child = (*path, str(key))
-            if key in result:
-                first_line = self.loaded.key_marks[child][0]
-                self.problems.append(
-                    Problem(
-                        f"duplicate key {key!r} (first given on line {first_line})",
-                        f"{self.loaded.filename}:{_line_col(key_node)}",
-                        format_path(child),
-                    )
-                )
+            if key in written:
+                self._duplicate(key, key_node, path)
                 continue
-            self.loaded.key_marks[child] = _position(key_node.start_mark)
-            result[key] = self.build(value_node, child)
+            written.add(key)
+            result[key] = self._child(key, key_node, value_node, path)
         return result
+
+    def _key(self, key_node: yaml.Node, path: DocPath) -> Any:
+        key = self.constructor.construct_object(key_node, deep=True)
+        if isinstance(key, (str, int, float, bool)) or key is None:
+            return key
+        self.problems.append(
+            Problem(
+                f"a key must be a plain value, found {type(key).__name__}",
+                f"{self.loaded.filename}:{_line_col(key_node)}",
+                format_path(path),
+            )
+        )
+        return _NOT_A_KEY
+
+    def _child(
+        self, key: Any, key_node: yaml.Node, value_node: yaml.Node, path: DocPath
+    ) -> Any:
+        child = (*path, str(key))
+        self.loaded.key_marks[child] = _position(key_node.start_mark)
+        return self.build(value_node, child)
+
+    def _duplicate(self, key: Any, key_node: yaml.Node, path: DocPath) -> None:
+        child = (*path, str(key))
+        first_line = self.loaded.key_marks[child][0]
+        self.problems.append(
+            Problem(
+                f"duplicate key {key!r} (first given on line {first_line})",
+                f"{self.loaded.filename}:{_line_col(key_node)}",
+                format_path(child),
+            )
+        )
 
 
 def _position(mark: yaml.Mark) -> tuple[int, int]:

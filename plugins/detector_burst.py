@@ -12,6 +12,7 @@ instant is decided only once the watermark has passed it.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -27,6 +28,8 @@ from engine.components import (
 from engine.events import Event
 from engine.hookspecs import hookimpl
 from engine.timeutil import format_duration
+
+from .window_sliding import SlidingWindowState
 
 SNAPSHOT_VERSION = 1
 
@@ -46,6 +49,8 @@ class BurstState(DetectorState):
         self.window.add_late(event.time_us)
 
     def advance(self, until_us: int) -> list[Signal]:
+        if type(self.window) is SlidingWindowState:
+            return self._advance_sliding(self.window, until_us)
         signals: list[Signal] = []
         window = self.window
         threshold = self.detector.threshold
@@ -65,6 +70,56 @@ class BurstState(DetectorState):
         window.expire(until_us)
         return signals
 
+    def _advance_sliding(
+        self, window: SlidingWindowState, until_us: int
+    ) -> list[Signal]:
+        """:meth:`advance` over the built-in sliding window's array itself.
+
+        The same steps as the general loop, instant by instant, but with the
+        window's indexes in local variables and no method call per instant:
+        this loop runs once per distinct timestamp of every matching event.
+        """
+        signals: list[Signal] = []
+        detector = self.detector
+        threshold, rearm = detector.threshold, detector.rearm_below
+        size = window.size_us
+        times = window.times
+        head, decided, end = window.head, window.decided, len(window.times)
+        active = self.active
+        while decided < end:
+            instant = times[decided]
+            if instant >= until_us:
+                break
+            if active and decided - head >= rearm:
+                # The count fell below the re-arm level between two instants
+                # when the rearm-th newest event left before this one.
+                falls_at = times[decided - rearm] + size
+                if falls_at < instant:
+                    head = bisect_right(times, falls_at - size, head, decided)
+                    active = False
+                    signals.append(detector.signal(falls_at, False, decided - head))
+            # Each event joins and leaves once: stepping beats bisecting here.
+            oldest_kept = instant - size
+            while head < decided and times[head] <= oldest_kept:
+                head += 1
+            decided += 1
+            while decided < end and times[decided] == instant:
+                decided += 1
+            count = decided - head
+            if active:
+                if count < rearm:
+                    active = False
+                    signals.append(detector.signal(instant, False, count))
+            elif count >= threshold:
+                active = True
+                signals.append(detector.signal(instant, True, count))
+        window.head, window.decided = head, decided
+        self.active = active
+        if active:
+            self._resolve_before(until_us, signals)
+        window.expire(until_us)
+        return signals
+
     def _resolve_before(self, limit_us: int, signals: list[Signal]) -> None:
         """Resolve at the instant the count fell below the re-arm level, if
         that happened strictly before ``limit_us`` with no event in between."""
@@ -79,6 +134,14 @@ class BurstState(DetectorState):
 
     def next_wakeup(self) -> int | None:
         window = self.window
+        if type(window) is SlidingWindowState and not self.active:
+            # The common case, read off the array without method calls.
+            times, decided = window.times, window.decided
+            if decided < len(times):
+                return times[decided]
+            return (
+                times[decided - 1] + window.size_us if decided > window.head else None
+            )
         if self.active:
             falls_at = window.falls_below_at(self.detector.rearm_below)
             instant = window.next_instant()
@@ -88,6 +151,11 @@ class BurstState(DetectorState):
         return instant if instant is not None else window.empty_at()
 
     def is_idle(self) -> bool:
+        window = self.window
+        if type(window) is SlidingWindowState:
+            return not self.active and window.head == window.decided == len(
+                window.times
+            )
         return (
             not self.active
             and self.window.next_instant() is None
@@ -106,6 +174,9 @@ class BurstDetector(Detector):
     type_name: ClassVar[str] = "burst"
     description: ClassVar[str] = "at least N matching events within the window"
     evidence_fields: ClassVar[tuple[str, ...]] = ("count", "threshold", "window")
+    #: The event fields the states read: only the timestamp, so the engine
+    #: need not decode metadata for this detector's sake.
+    event_fields: ClassVar[frozenset[str]] = frozenset({"time_us"})
     default_summary: ClassVar[str] = (
         "{count} matching events in {window} window (threshold {threshold})"
     )

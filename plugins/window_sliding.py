@@ -4,15 +4,19 @@ An event at time ``s`` counts at instants ``t`` with ``t - size < s <= t``:
 it joins at ``s`` and leaves exactly ``size`` later. Timestamps are integer
 microseconds, so boundaries are exact.
 
-Per group, decided timestamps sit in a sorted deque; timestamps not yet
-moved to sit in a small sorted list, so events arriving out of order (within
-the allowed lateness) are placed correctly before any instant is decided.
+Per group, the timestamps sit in one sorted ``array('q')``: 8 bytes each,
+where a deque of Python ints costs about 40. The array holds three runs,
+marked by two indexes: events that already left (before ``head``, dropped
+in bulk from time to time), decided events still in the window (``head`` to
+``decided``), and pending events not yet moved to (from ``decided``), kept
+sorted as they arrive so that events out of order (within the allowed
+lateness) are placed correctly before any instant is decided.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
-from collections import deque
+from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -21,74 +25,87 @@ from engine.hookspecs import hookimpl
 from engine.timeutil import parse_duration
 
 SNAPSHOT_VERSION = 1
+#: The slots of events that left are reclaimed once there are this many and
+#: they fill at least half the array: what remains is then no longer than
+#: what goes, so moving it costs a constant per event, amortised.
+_COMPACT_AFTER = 16
 
 
 class SlidingWindowState(WindowState):
-    __slots__ = ("current_us", "pending", "size_us", "times")
+    __slots__ = ("current_us", "decided", "head", "size_us", "times")
 
     def __init__(self, size_us: int) -> None:
         self.size_us = size_us
         #: The latest instant moved to or expired to; nothing before it changes.
         self.current_us = -(2**62)
-        self.times: deque[int] = deque()
-        self.pending: list[int] = []
+        #: Every timestamp still kept, sorted; see the module docstring.
+        self.times = array("q")
+        self.head = 0
+        self.decided = 0
 
     def add(self, time_us: int) -> None:
-        pending = self.pending
-        if not pending or time_us >= pending[-1]:
-            pending.append(time_us)
+        times = self.times
+        if self.decided == len(times) or time_us >= times[-1]:
+            times.append(time_us)
         else:
-            insort(pending, time_us)
+            insort(times, time_us, self.decided)
 
     def add_late(self, time_us: int) -> None:
         if time_us + self.size_us <= self.current_us:
             return  # it has already left the window
-        times = self.times
-        if not times or time_us >= times[-1]:
-            times.append(time_us)
-        else:
-            times.insert(bisect_right(times, time_us), time_us)
+        position = bisect_right(self.times, time_us, self.head, self.decided)
+        self.times.insert(position, time_us)
+        self.decided += 1
 
     def next_instant(self) -> int | None:
-        return self.pending[0] if self.pending else None
+        return self.times[self.decided] if self.decided < len(self.times) else None
 
     def move_to(self, time_us: int) -> int:
         times = self.times
-        oldest_kept = time_us - self.size_us
-        while times and times[0] <= oldest_kept:
-            times.popleft()
-        pending = self.pending
-        joining = bisect_right(pending, time_us)
-        times.extend(pending[:joining])
-        del pending[:joining]
+        decided = self.decided
+        self.head = bisect_right(times, time_us - self.size_us, self.head, decided)
+        self.decided = bisect_right(times, time_us, decided)
         self.current_us = time_us
-        return len(times)
+        self.compact()
+        return self.decided - self.head
 
     def expire(self, until_us: int) -> None:
         # Keep events leaving exactly at `until_us`: that instant is not
         # decided yet, and `falls_below_at` must still see them.
-        times = self.times
         leaving_before = until_us - self.size_us
-        while times and times[0] < leaving_before:
-            times.popleft()
-        self.current_us = max(self.current_us, until_us - 1)
+        head = self.head
+        if head < self.decided and self.times[head] < leaving_before:
+            self.head = bisect_left(self.times, leaving_before, head, self.decided)
+            self.compact()
+        if until_us > self.current_us:
+            self.current_us = until_us - 1
+
+    def compact(self) -> None:
+        """Drop the slots of events that left, when enough have piled up."""
+        head = self.head
+        if head >= _COMPACT_AFTER and head * 2 >= len(self.times):
+            del self.times[:head]
+            self.decided -= head
+            self.head = 0
 
     def falls_below_at(self, level: int) -> int | None:
-        times = self.times
-        if len(times) < level:
+        if self.decided - self.head < level:
             return None
-        # Once the (len - level + 1) oldest have left, fewer than `level` remain.
-        return times[len(times) - level] + self.size_us
+        # Once the (count - level + 1) oldest have left, fewer than `level` remain.
+        return self.times[self.decided - level] + self.size_us
 
     def empty_at(self) -> int | None:
-        return self.times[-1] + self.size_us if self.times else None
+        if self.decided == self.head:
+            return None
+        return self.times[self.decided - 1] + self.size_us
 
     def snapshot(self) -> dict[str, Any]:
+        times = self.times
         return {
             "version": SNAPSHOT_VERSION,
             "current_us": self.current_us,
-            "times": list(self.times),
-            "pending": list(self.pending),
+            "times": times[self.head : self.decided].tolist(),
+            "pending": times[self.decided :].tolist(),
         }
 
 
@@ -125,7 +142,8 @@ class SlidingWindow(Window):
         state = SlidingWindowState(self.size_us)
         state.current_us = data["current_us"]
         state.times.extend(data["times"])
-        state.pending.extend(data["pending"])
+        state.decided = len(state.times)
+        state.times.extend(data["pending"])
         return state
 
 

@@ -1,0 +1,1 @@
+"""Tests against real brokers and local HTTP servers."""
