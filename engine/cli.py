@@ -1,8 +1,10 @@
 """The ``engine`` command.
 
 ``engine --rules FILE`` (the same as ``engine run --rules FILE``) runs a
-rules file; ``validate``, ``schema`` and ``plugins`` inspect without running.
-User errors are printed once as ``error: ...`` with exit code 2.
+rules file; ``validate``, ``schema`` and ``plugins`` inspect without running;
+``test`` runs rule unit tests and ``replay`` shows what a rules file would
+have raised over a recorded file. User errors are printed once as
+``error: ...`` with exit code 2.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from engine import __version__
 from engine.config import ComponentConfig, EngineConfig, load_config
 from engine.errors import UsageError
 from engine.hookspecs import hookimpl
+from engine.junit import write_junit
 from engine.plugin_manager import load_plugins
+from engine.replay import render_text, replay, report_dict
+from engine.ruletests import RuleTestResult, load_test_files, run_test_files
 from engine.runtime import Engine
 from engine.schema import compose_schema
 from engine.stats import CountersReport
@@ -30,7 +35,11 @@ from engine.timeutil import format_duration
 log = logging.getLogger("engine")
 
 EXIT_USAGE = 2
-COMMANDS = ("run", "validate", "schema", "plugins")
+EXIT_TEST_FAILED = 1
+COMMANDS = ("run", "validate", "schema", "plugins", "test", "replay")
+#: Commands whose own report is the output: the engine's log lines (late
+#: events set aside, start-up) would only repeat it, unless --verbose.
+REPORTING_COMMANDS = ("test", "replay")
 
 
 class _CountersPrinter:
@@ -66,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "validate", parents=[verbosity], help="check rules files without running them"
     )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _add_test_parser(commands, verbosity)
+    _add_replay_parser(commands, verbosity)
     commands.add_parser(
         "schema", parents=[verbosity], help="print the JSON Schema of rules files"
     )
@@ -77,6 +88,57 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_test_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    verbosity: argparse.ArgumentParser,
+) -> None:
+    test = commands.add_parser(
+        "test",
+        parents=[verbosity],
+        help="run rule unit tests (YAML files of events and expected alerts)",
+    )
+    test.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="test files, or folders holding *.test.yaml files",
+    )
+    test.add_argument(
+        "--junit", type=Path, metavar="PATH", help="also write a JUnit XML report"
+    )
+
+
+def _add_replay_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    verbosity: argparse.ArgumentParser,
+) -> None:
+    replay = commands.add_parser(
+        "replay",
+        parents=[verbosity],
+        help="show what a rules file would have raised over a recorded JSONL file",
+    )
+    replay.add_argument("--rules", required=True, type=Path, help="the rules file")
+    replay.add_argument(
+        "--events", required=True, type=Path, help="the recorded events (JSON Lines)"
+    )
+    replay.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of text"
+    )
+    replay.add_argument(
+        "--keep-sinks",
+        action="store_true",
+        help="also send the alerts to the rules file's sinks",
+    )
+    replay.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        metavar="N",
+        help="busiest groups and hours shown in the text report (default 10)",
+    )
+
+
 def _normalise(argv: Sequence[str]) -> list[str]:
     """``engine --rules X`` means ``engine run --rules X``."""
     args = list(argv)
@@ -86,8 +148,14 @@ def _normalise(argv: Sequence[str]) -> list[str]:
     return args
 
 
-def _configure_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+def _configure_logging(verbose: bool, quiet: bool, reporting: bool = False) -> None:
+    level = logging.INFO
+    if verbose:
+        level = logging.DEBUG
+    elif reporting:
+        level = logging.ERROR
+    elif quiet:
+        level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -113,11 +181,11 @@ def _install_signal_handlers(engine: Engine) -> None:
     def handle(signum: int, frame: FrameType | None) -> None:
         if engine.stopping.is_set():
             os._exit(128 + signum)  # second signal: leave at once
+        engine.request_stop()
         log.info(
             "received %s, stopping (send it again to exit at once)",
             signal.Signals(signum).name,
         )
-        engine.request_stop()
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
@@ -127,8 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = () if args.quiet else (_CountersPrinter(),)
     config, registry = load_config(args.rules, extra_plugins=extra)
     engine = Engine(config, registry)
-    log.info("%s", _banner(config))
     _install_signal_handlers(engine)
+    log.info("%s", _banner(config))
     summary = engine.run()
     print(summary.render(config.counters.top), file=sys.stderr, flush=True)
     return 0
@@ -142,9 +210,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except UsageError as error:
             problems.extend(str(p) for p in error.problems)
             continue
-        print(f"{path}: ok ({len(config.rules)} rules)")
+        count = len(config.rules)
+        print(f"{path}: ok ({count} rule{'' if count == 1 else 's'})")
     if problems:
         raise UsageError(*problems)
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    files = load_test_files(args.files)
+    results: list[RuleTestResult] = []
+    for result in run_test_files(files):
+        results.append(result)
+        _print_result(result)
+    if args.junit is not None:
+        write_junit(args.junit, results)
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed", flush=True)
+    return EXIT_TEST_FAILED if failed else 0
+
+
+def _print_result(result: RuleTestResult) -> None:
+    if result.passed:
+        print(f"ok    {result.file}: {result.name}", flush=True)
+        return
+    print(f"FAIL  {result.file}: {result.name}", flush=True)
+    print(f"      {result.message}", flush=True)
+    for line in result.details:
+        print(f"      {line}".rstrip(), flush=True)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise UsageError(f"--top: found {args.top}, expected at least 1")
+    data = report_dict(replay(args.rules, args.events, keep_sinks=args.keep_sinks))
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(render_text(data, args.top))
     return 0
 
 
@@ -169,6 +272,8 @@ HANDLERS = {
     "validate": cmd_validate,
     "schema": cmd_schema,
     "plugins": cmd_plugins,
+    "test": cmd_test,
+    "replay": cmd_replay,
 }
 
 
@@ -187,12 +292,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE
-    _configure_logging(args.verbose, args.quiet)
+    _configure_logging(
+        args.verbose, args.quiet, reporting=args.command in REPORTING_COMMANDS
+    )
     try:
         return HANDLERS[args.command](args)
     except UsageError as error:
         _print_error(error)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C before the engine's own handlers are installed (start-up).
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

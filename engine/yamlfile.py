@@ -21,6 +21,7 @@ from engine.errors import Problem, UsageError
 DocPath = tuple[str | int, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 #: Returned for a key that is not a plain value (already reported).
 _NOT_A_KEY = object()
 
@@ -69,6 +70,8 @@ class _Builder:
         self.loaded.value_marks[path] = _position(node.start_mark)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
+        if isinstance(node, yaml.ScalarNode) and node.tag == _TIMESTAMP_TAG:
+            return node.value  # times stay as written; the engine parses them
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         value = self.constructor.construct_object(node, deep=True)
