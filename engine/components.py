@@ -14,14 +14,16 @@ pluggy.
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from engine.clock import Clock
+from engine.errors import UsageError
 from engine.events import Event
 
 if TYPE_CHECKING:
@@ -92,8 +94,19 @@ class Source(Component, ABC):
         """
 
     def position(self) -> Any:
-        """Where the last yielded batch ends (offset, sequence...), or None."""
+        """Where the last yielded batch ends (offset, sequence...), or None.
+
+        Called from the source's thread right after each batch is yielded.
+        """
         return None
+
+    def commit(self, position: Any) -> None:
+        """Acknowledge everything up to ``position`` (a value of
+        :meth:`position`): its effects are safely recorded.
+
+        Called from the engine's thread, so it must be thread-safe; a broker
+        source acknowledges messages here and not before.
+        """
 
     def close(self) -> None:
         """Release files and connections; called once, after the last batch."""
@@ -170,6 +183,18 @@ class WindowState(ABC):
     def empty_at(self) -> int | None:
         """The instant the window becomes empty if nothing new arrives."""
 
+    def next_change(self) -> int | None:
+        """The earliest instant after the current one at which the count may
+        change (an event joins or one leaves), or None when it never will.
+
+        Detectors other than ``burst`` walk the count with this and
+        :meth:`move_to`; a window processor that does not provide it works
+        with ``burst`` only.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement next_change()"
+        )
+
     @abstractmethod
     def snapshot(self) -> dict[str, Any]:
         """Plain data from which :meth:`Window.restore_state` rebuilds this."""
@@ -190,6 +215,16 @@ class Window(Component, ABC):
 
     @abstractmethod
     def restore_state(self, data: Mapping[str, Any]) -> WindowState: ...
+
+    def resized(self, size_us: int) -> Window:
+        """The same kind of window (same resolution...) with another length.
+
+        Detectors that compare several windows (``rate_ratio``) open them
+        through this. The default rebuilds the window with its ``size``
+        option replaced.
+        """
+        options = {**self.options, "size": f"{size_us}us"}
+        return type(self)(options, self.rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +281,23 @@ class Detector(Component, ABC):
     evidence_fields: ClassVar[tuple[str, ...]] = ()
     #: The summary of rules that do not write their own.
     default_summary: ClassVar[str] = "{rule} is {status}"
+    #: The event fields the states read (``time_us``, ``event_type``,
+    #: ``source``, ``value``, ``metadata``), or None for "any of them". When no
+    #: rule reads ``metadata``, the decoder skips it, which saves most of the
+    #: decoding time; so declare the smallest set that holds.
+    event_fields: ClassVar[frozenset[str] | None] = None
+    #: The window types (``type:``) this detector works with, or None for any
+    #: window that implements :meth:`WindowState.next_change`.
+    window_types: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, options: Options, rule: RuleInfo, window: Window) -> None:
+        if self.window_types is not None and window.type_name not in self.window_types:
+            # Validation refuses this already (check_rule); this guards
+            # detectors built by other means.
+            raise UsageError(
+                f"{rule.where}: detector {self.type_name!r} works with window type "
+                f"{', '.join(sorted(self.window_types))} only, not {window.type_name!r}"
+            )
         self.options = options
         self.rule = rule
         self.window = window
@@ -257,3 +307,63 @@ class Detector(Component, ABC):
 
     @abstractmethod
     def restore_state(self, data: Mapping[str, Any]) -> DetectorState: ...
+
+    @classmethod
+    def check_rule(
+        cls, rule: Mapping[str, Any]
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Checks of the detector's options against the rest of its rule.
+
+        Called with the rule as written (``window``, ``group_by``,
+        ``detector``...) after :meth:`check_options` passed; returns ``(path
+        inside the rule, message)`` pairs. The default refuses a window type
+        outside :attr:`window_types`.
+        """
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        window_type = rule["window"]["type"]
+        if cls.window_types is not None and window_type not in cls.window_types:
+            allowed = ", ".join(sorted(cls.window_types))
+            problems.append(
+                (
+                    ("window", "type"),
+                    (
+                        f"found {window_type!r}, but detector {cls.type_name!r} "
+                        f"works with window type {allowed} only"
+                    ),
+                )
+            )
+        return problems
+
+    def expected_groups(self) -> list[Any]:
+        """Groups to watch from the start of the run even if no event of
+        theirs ever arrives (``absence``); empty for most detectors.
+
+        Each entry is a mapping of the rule's ``group_by`` paths to values,
+        or a bare value when ``group_by`` has one path.
+        """
+        return []
+
+    def expected_keys(self, group_by: Sequence[str]) -> list[Hashable]:
+        """The group keys of :meth:`expected_groups`, in the form the rule
+        runner uses (see :func:`engine.matching.compile_group_key`); the rule
+        runner makes their states with :meth:`new_expected_state`."""
+        keys: list[Hashable] = []
+        for entry in self.expected_groups():
+            values = (
+                [entry[path] for path in group_by]
+                if isinstance(entry, Mapping)
+                else [entry]
+            )
+            values = [
+                json.dumps(value, sort_keys=True, separators=(",", ":"))
+                if isinstance(value, (dict, list))
+                else value
+                for value in values
+            ]
+            keys.append(values[0] if len(values) == 1 else tuple(values))
+        return keys
+
+    def new_expected_state(self) -> DetectorState:
+        """The state of a group from :meth:`expected_groups`, made before any
+        event of it arrived."""
+        return self.new_state()

@@ -22,8 +22,21 @@ from engine.timeutil import parse_duration
 from engine.yamlfile import DocPath, LoadedYaml, format_path, load_yaml, parse_yaml
 
 DEFAULT_IDLE_TIMEOUT = "5s"
+DEFAULT_STATE_INTERVAL = "30s"
 EVENT_FIELDS = ("event_type", "source", "value")
 RULE_FIELDS = ("rule", "severity", "status")
+#: Fields of the alert itself that templates may use (times as ISO-8601).
+ALERT_FIELDS = (
+    "incident_id",
+    "sequence",
+    "starts_at",
+    "ends_at",
+    "first_seen",
+    "last_seen",
+    "suppressed",
+)
+#: Rule keys whose mapping merges with the same key of ``defaults``.
+MERGED_KEYS = ("labels", "annotations", "match")
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,22 @@ class CountersConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """Where snapshots go and how often (in processing time) at most."""
+
+    path: Path
+    interval_us: int = parse_duration(DEFAULT_STATE_INTERVAL)
+
+
+@dataclass(frozen=True)
+class FlappingConfig:
+    """More than ``changes`` state changes within ``within_us``: flapping."""
+
+    changes: int
+    within_us: int
+
+
+@dataclass(frozen=True)
 class RuleConfig:
     name: str
     index: int
@@ -65,6 +94,19 @@ class RuleConfig:
     labels: Mapping[str, str]
     cooldown_us: int
     description: str = ""
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    for_us: int = 0
+    keep_firing_for_us: int = 0
+    renotify_us: int = 0
+    flapping: FlappingConfig | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether the lifecycle of this rule has transitions of its own in
+        time (pending, keep firing, repeats, flap damping)."""
+        return bool(
+            self.for_us or self.keep_firing_for_us or self.renotify_us or self.flapping
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +122,7 @@ class EngineConfig:
     sinks: tuple[ComponentConfig, ...]
     counters: CountersConfig = field(default_factory=CountersConfig)
     dead_letter: Path | None = None
+    state: StateConfig | None = None
 
 
 def load_config(
@@ -129,10 +172,61 @@ def build_config(
     problems = schema_problems(loaded, compose_schema(registry))
     if problems:
         raise UsageError(*problems)
-    problems = _cross_check(loaded, registry)
+    rules = _merged_rules(loaded.data)
+    problems = _missing_components(loaded, rules)
     if problems:
         raise UsageError(*problems)
-    return _build(loaded, base_dir, registry), registry
+    problems = _cross_check(loaded, registry, rules)
+    if problems:
+        raise UsageError(*problems)
+    return _build(loaded, base_dir, registry, rules), registry
+
+
+@dataclass(frozen=True)
+class _MergedRule:
+    """A rule with the file's ``defaults`` applied, and where each key came
+    from, so that a problem points at the line that caused it."""
+
+    index: int
+    data: Mapping[str, Any]
+    own: Mapping[str, Any]
+
+    def path(self, key: str, *rest: str | int) -> DocPath:
+        """The document path of ``key`` (and below), in the rule or in
+        ``defaults``."""
+        own = self.own.get(key)
+        if key in MERGED_KEYS and rest and isinstance(own, dict):
+            in_rule = rest[0] in own
+        else:
+            in_rule = key in self.own
+        base: DocPath = ("rules", self.index) if in_rule else ("defaults",)
+        return (*base, key, *rest)
+
+
+def _merged_rules(data: Mapping[str, Any]) -> list[_MergedRule]:
+    """Each rule over the defaults: its own keys win; mappings that describe
+    sets of things (labels, annotations, match) merge key by key."""
+    defaults = data.get("defaults") or {}
+    merged = []
+    for index, own in enumerate(data["rules"]):
+        rule = {**defaults, **own}
+        for key in MERGED_KEYS:
+            if key in defaults and key in own:
+                rule[key] = {**defaults[key], **own[key]}
+        merged.append(_MergedRule(index, rule, own))
+    return merged
+
+
+def _missing_components(loaded: LoadedYaml, rules: list[_MergedRule]) -> list[Problem]:
+    return [
+        loaded.problem(
+            ("rules", rule.index),
+            f"missing key: {kind!r} (neither in the rule nor in defaults)",
+        )
+        for rule in rules
+        for kind in ("window", "detector")
+        if kind not in rule.data
+    ]
 
 
 def _plugin_modules(loaded: LoadedYaml) -> list[tuple[str, str]]:
@@ -146,7 +240,9 @@ def _plugin_modules(loaded: LoadedYaml) -> list[tuple[str, str]]:
     ]
 
 
-def _cross_check(loaded: LoadedYaml, registry: Registry) -> list[Problem]:
+def _cross_check(
+    loaded: LoadedYaml, registry: Registry, rules: list[_MergedRule]
+) -> list[Problem]:
     problems: list[Problem] = []
     data = loaded.data
     for kind, section in (("source", "sources"), ("sink", "sinks")):
@@ -155,22 +251,30 @@ def _cross_check(loaded: LoadedYaml, registry: Registry) -> list[Problem]:
                 loaded, registry, kind, (section, i), options
             )
     seen_names: dict[str, int] = {}
-    for i, rule in enumerate(data["rules"]):
-        path: DocPath = ("rules", i)
-        if rule["name"] in seen_names:
+    reported: set[tuple[str, str]] = set()
+    for rule in rules:
+        name = rule.data["name"]
+        if name in seen_names:
             problems.append(
                 loaded.problem(
-                    (*path, "name"),
-                    f"rule name {rule['name']!r} is already used by "
-                    f"rules[{seen_names[rule['name']]}]",
+                    ("rules", rule.index, "name"),
+                    f"rule name {name!r} is already used by rules[{seen_names[name]}]",
                 )
             )
-        seen_names.setdefault(rule["name"], i)
+        seen_names.setdefault(name, rule.index)
+        rule_problems: list[Problem] = []
         for kind in ("window", "detector"):
-            problems += _component_problems(
-                loaded, registry, kind, (*path, kind), rule[kind]
+            rule_problems += _component_problems(
+                loaded, registry, kind, rule.path(kind), rule.data[kind]
             )
-        problems += _template_problems(loaded, registry, path, rule)
+        if not rule_problems:
+            rule_problems = _rule_problems(loaded, registry, rule)
+        for problem in rule_problems:
+            # A component in defaults is checked once, not once per rule.
+            if (problem.where, problem.message) not in reported:
+                reported.add((problem.where, problem.message))
+                problems.append(problem)
+        problems += _template_problems(loaded, registry, rule)
     return problems
 
 
@@ -188,32 +292,55 @@ def _component_problems(
     ]
 
 
-def _template_problems(
-    loaded: LoadedYaml, registry: Registry, path: DocPath, rule: Mapping[str, Any]
+def _rule_problems(
+    loaded: LoadedYaml, registry: Registry, rule: _MergedRule
 ) -> list[Problem]:
-    template = rule.get("summary")
-    if template is None:
-        return []
-    detector = registry.get("detector", rule["detector"]["type"])
-    known = _template_fields(rule, detector.evidence_fields)
-    unknown = unknown_placeholders(template, known)
-    if not unknown:
-        return []
-    names = ", ".join("{" + name + "}" for name in unknown)
+    """The detector's checks against the rest of its rule (window type,
+    ``expect:`` against ``group_by``)."""
+    detector = registry.get("detector", rule.data["detector"]["type"])
     return [
-        loaded.problem(
-            (*path, "summary"),
-            f"unknown placeholder {names}; known fields are "
-            + ", ".join(sorted(known))
-            + " and metadata.<key>",
-        )
+        loaded.problem(rule.path(str(sub_path[0]), *sub_path[1:]), message)
+        for sub_path, message in detector.check_rule(rule.data)
     ]
+
+
+def _template_problems(
+    loaded: LoadedYaml, registry: Registry, rule: _MergedRule
+) -> list[Problem]:
+    """Unknown placeholders in the summary, description and annotations."""
+    data = rule.data
+    detector = registry.get("detector", data["detector"]["type"])
+    known = _template_fields(data, detector.evidence_fields)
+    templates: list[tuple[DocPath, str]] = [
+        (rule.path(key), data[key]) for key in ("summary", "description") if key in data
+    ]
+    templates += [
+        (rule.path("annotations", name), text)
+        for name, text in (data.get("annotations") or {}).items()
+    ]
+    problems = []
+    for path, template in templates:
+        unknown = unknown_placeholders(template, known)
+        if not unknown:
+            continue
+        names = ", ".join("{" + name + "}" for name in unknown)
+        in_defaults = f" (for rule {data['name']!r})" if path[0] == "defaults" else ""
+        problems.append(
+            loaded.problem(
+                path,
+                f"unknown placeholder {names}{in_defaults}; known fields are "
+                + ", ".join(sorted(known))
+                + " and metadata.<key>",
+            )
+        )
+    return problems
 
 
 def _template_fields(
     rule: Mapping[str, Any], evidence_fields: tuple[str, ...]
 ) -> set[str]:
-    fields = set(RULE_FIELDS) | set(EVENT_FIELDS) | set(evidence_fields)
+    fields = set(RULE_FIELDS) | set(ALERT_FIELDS) | set(EVENT_FIELDS)
+    fields |= set(evidence_fields)
     fields |= set(rule.get("labels") or {})
     for group_path in rule.get("group_by") or []:
         fields |= {group_path, group_path.rsplit(".", 1)[-1]}
@@ -258,27 +385,42 @@ def _build_counters(data: Mapping[str, Any]) -> CountersConfig:
 
 
 def _build_rule(
-    loaded: LoadedYaml, registry: Registry, index: int, data: Mapping[str, Any]
+    loaded: LoadedYaml, registry: Registry, rule: _MergedRule
 ) -> RuleConfig:
-    path: DocPath = ("rules", index)
+    data, index = rule.data, rule.index
     detector = registry.get("detector", data["detector"]["type"])
+    flapping = data.get("flapping")
     return RuleConfig(
         name=data["name"],
         index=index,
-        where=f"{loaded.where(path)} rules[{index}] ({data['name']})",
+        where=f"{loaded.where(('rules', index))} rules[{index}] ({data['name']})",
         severity=data.get("severity", "medium"),
         match=MappingProxyType(dict(data.get("match") or {})),
         group_by=tuple(data.get("group_by") or ()),
-        window=_component(loaded, (*path, "window"), data["window"]),
-        detector=_component(loaded, (*path, "detector"), data["detector"]),
+        window=_component(loaded, rule.path("window"), data["window"]),
+        detector=_component(loaded, rule.path("detector"), data["detector"]),
         summary=data.get("summary", detector.default_summary),
         labels=MappingProxyType(dict(data.get("labels") or {})),
         cooldown_us=parse_duration(data.get("cooldown", 0)),
         description=data.get("description", ""),
+        annotations=MappingProxyType(dict(data.get("annotations") or {})),
+        for_us=parse_duration(data.get("for", 0)),
+        keep_firing_for_us=parse_duration(data.get("keep_firing_for", 0)),
+        renotify_us=parse_duration(data.get("renotify", 0)),
+        flapping=(
+            FlappingConfig(flapping["changes"], parse_duration(flapping["within"]))
+            if flapping
+            else None
+        ),
     )
 
 
-def _build(loaded: LoadedYaml, base_dir: Path, registry: Registry) -> EngineConfig:
+def _build(
+    loaded: LoadedYaml,
+    base_dir: Path,
+    registry: Registry,
+    rules: list[_MergedRule],
+) -> EngineConfig:
     data = loaded.data
     sinks = data.get("sinks")
     dead_letter = data.get("dead_letter")
@@ -290,9 +432,7 @@ def _build(loaded: LoadedYaml, base_dir: Path, registry: Registry) -> EngineConf
             _component(loaded, ("sources", i), s) for i, s in enumerate(data["sources"])
         ),
         time=_build_time(data.get("time") or {}),
-        rules=tuple(
-            _build_rule(loaded, registry, i, r) for i, r in enumerate(data["rules"])
-        ),
+        rules=tuple(_build_rule(loaded, registry, rule) for rule in rules),
         sinks=(
             tuple(_component(loaded, ("sinks", i), s) for i, s in enumerate(sinks))
             if sinks is not None
@@ -300,4 +440,12 @@ def _build(loaded: LoadedYaml, base_dir: Path, registry: Registry) -> EngineConf
         ),
         counters=_build_counters(data.get("counters") or {}),
         dead_letter=base_dir / dead_letter["path"] if dead_letter else None,
+        state=_build_state(base_dir, data.get("state")),
     )
+
+
+def _build_state(base_dir: Path, data: Mapping[str, Any] | None) -> StateConfig | None:
+    if not data:
+        return None
+    interval = data.get("interval", DEFAULT_STATE_INTERVAL)
+    return StateConfig(base_dir / data["path"], parse_duration(interval))

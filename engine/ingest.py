@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from engine.components import Source
 from engine.events import Event
@@ -44,6 +44,9 @@ class Batch:
     lines: list[bytes] | None
     events: list[Event] | None
     block: bytes | bytearray | None = None
+    #: ``source.position()`` right after this batch was yielded, read in the
+    #: source's thread: what the engine commits once the batch is processed.
+    position: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +90,11 @@ class SourceThread(threading.Thread):
         produces_events = self.source.produces == "events"
         for batch in self.source.batches():
             if batch:
+                position = self.source.position()
                 item = (
-                    Batch(self.index, None, batch)  # type: ignore[arg-type]
+                    Batch(self.index, None, batch, position=position)  # type: ignore[arg-type]
                     if produces_events
-                    else Batch(self.index, batch, None)  # type: ignore[arg-type]
+                    else Batch(self.index, batch, None, position=position)  # type: ignore[arg-type]
                 )
                 self._put(item, stopping)
             if stopping.is_set():
@@ -100,7 +104,8 @@ class SourceThread(threading.Thread):
         stopping = self.source.context.stopping
         for block in blocks:
             if block:
-                self._put(Batch(self.index, None, None, block), stopping)
+                batch = Batch(self.index, None, None, block, self.source.position())
+                self._put(batch, stopping)
             if stopping.is_set():
                 break
 

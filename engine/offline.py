@@ -39,6 +39,8 @@ def load_rules_offline(
     if isinstance(loaded.data, dict):
         loaded.data["sources"] = [dict(source)]
         loaded.data.pop("dead_letter", None)
+        # A replay or a test must neither read nor overwrite a live snapshot.
+        loaded.data.pop("state", None)
         if not keep_sinks:
             loaded.data["sinks"] = []
     return build_config(loaded, path.parent, extra_plugins=extra_plugins)

@@ -3,14 +3,17 @@
 The runtime hands every decoded event to :meth:`RuleRunner.feed`; when the
 watermark moves it calls :meth:`RuleRunner.advance`, which decides every
 instant before the watermark for the groups that got events or whose timer
-is due, and returns the resulting alerts in time order. Groups whose state
-has emptied are evicted, so memory follows the live keys.
+is due, and returns the resulting alerts in time order. A group's timer is
+the earliest of its detector's and its lifecycle's wake-ups (``for``,
+``keep_firing_for``, ``renotify``, flap damping). A detector state that has
+emptied is evicted, and the lifecycle drops a group that has nothing left
+to do, so memory follows the live keys.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from engine.alerts import Alert
@@ -20,6 +23,7 @@ from engine.events import Event
 from engine.lifecycle import RuleLifecycle
 from engine.matching import compile_group_key, compile_match, split_event_types
 from engine.plugin_manager import Registry
+from engine.state import decode_event, decode_key, encode_event, encode_key
 
 #: An alert with what orders it among the alerts of one watermark move.
 TimedAlert = tuple[int, int, int, Alert]
@@ -42,6 +46,9 @@ class RuleRunner:
         self._rest_matches = compile_match(rest)
         self.group_key = compile_group_key(rule.group_by)
         self.lifecycle = RuleLifecycle(rule)
+        #: Whether the lifecycle has timers of its own; without them a group
+        #: is advanced exactly as its detector says.
+        self._timed_lifecycle = rule.timed or bool(rule.cooldown_us)
         self.groups: dict[Hashable, DetectorState] = {}
         #: The newest event of each group among those already decided, for
         #: event fields in summaries.
@@ -56,6 +63,10 @@ class RuleRunner:
         self._scheduled: dict[Hashable, int] = {}
         self._timer_sequence = 0
         self._alert_sequence = 0
+        # Groups watched before any event of theirs arrives (``absence``):
+        # dirty, so that the first watermark decides them and sets a timer.
+        for key in self.detector.expected_keys(rule.group_by):
+            self.groups[key] = self.dirty[key] = self.detector.new_expected_state()
 
     def feed(self, event: Event) -> None:
         """Route one event that is not late."""
@@ -109,7 +120,7 @@ class RuleRunner:
                 continue  # superseded by an earlier timer for the same group
             del self._scheduled[key]
             timed_state = self.groups.get(key)
-            if timed_state is not None:
+            if timed_state is not None or self._timed_lifecycle:
                 self._advance_group(key, timed_state, watermark_us, alerts)
         if self.rule.cooldown_us:
             self.lifecycle.forget_cooldowns(watermark_us)
@@ -118,30 +129,46 @@ class RuleRunner:
     def _advance_group(
         self,
         key: Hashable,
-        state: DetectorState,
+        state: DetectorState | None,
         watermark_us: int,
         alerts: list[TimedAlert],
     ) -> None:
+        """Decide the group up to the watermark: the detector's signals and,
+        in time order between them, the lifecycle's own transitions.
+
+        ``state`` is None when only the lifecycle still has work for the group
+        (``keep_firing_for`` after the detector emptied, say).
+        """
         undecided = self._undecided.pop(key, None)
-        for signal in state.advance(watermark_us):
+        lifecycle = self.lifecycle
+        timed = self._timed_lifecycle
+        for signal in state.advance(watermark_us) if state is not None else ():
+            if timed:
+                self._add_notices(lifecycle.advance(key, signal.at_us), alerts)
             exemplar = self._exemplar(key, undecided, signal.at_us)
-            alert = self.lifecycle.on_signal(key, signal, exemplar)
+            alert = lifecycle.on_signal(key, signal, exemplar)
             if alert is not None:
                 self._alert_sequence += 1
                 alerts.append(
                     (signal.at_us, self.rule.index, self._alert_sequence, alert)
                 )
+        if timed:
+            self._add_notices(lifecycle.advance(key, watermark_us), alerts)
         if undecided:
             newest = undecided[-1]
             if len(undecided) == 1 and newest.time_us < watermark_us:
                 self.exemplars[key] = newest  # the common case, in short
             else:
                 self._keep_undecided(key, undecided, watermark_us)
-        if state.is_idle():
-            del self.groups[key]
-            self.exemplars.pop(key, None)
-            return
-        wakeup = state.next_wakeup()
+        wakeup = None
+        if state is not None:
+            if state.is_idle():
+                del self.groups[key]
+                self.exemplars.pop(key, None)
+            else:
+                wakeup = state.next_wakeup()
+        if timed:
+            wakeup = _earliest(wakeup, lifecycle.next_wakeup(key))
         if wakeup is None:
             return
         scheduled = self._scheduled.get(key)
@@ -149,6 +176,13 @@ class RuleRunner:
             self._scheduled[key] = wakeup
             self._timer_sequence += 1
             heapq.heappush(self._timers, (wakeup, self._timer_sequence, key))
+
+    def _add_notices(
+        self, notices: list[tuple[int, Alert]], alerts: list[TimedAlert]
+    ) -> None:
+        for at_us, alert in notices:
+            self._alert_sequence += 1
+            alerts.append((at_us, self.rule.index, self._alert_sequence, alert))
 
     def _exemplar(
         self, key: Hashable, undecided: list[Event] | None, instant_us: int
@@ -169,6 +203,71 @@ class RuleRunner:
         if len(decided) < len(events):
             self._undecided[key] = [e for e in events if e.time_us >= watermark_us]
 
+    def snapshot(self) -> dict[str, Any]:
+        """The rule's state as plain data, taken between batches: detector
+        states, exemplars, undecided events and the alert lifecycle. Timers
+        are not saved; :meth:`restore` rebuilds them from the wake-ups."""
+        return {
+            "groups": [
+                [encode_key(key), state.snapshot()]
+                for key, state in self.groups.items()
+            ],
+            "exemplars": [
+                [encode_key(key), encode_event(event)]
+                for key, event in self.exemplars.items()
+            ],
+            "undecided": [
+                [encode_key(key), [encode_event(event) for event in events]]
+                for key, events in self._undecided.items()
+            ],
+            "lifecycle": self.lifecycle.snapshot(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Take back what :meth:`snapshot` saved, before any event is fed.
+
+        Raises ``ValueError`` (or ``KeyError``, ``TypeError``) when the data
+        does not fit this rule's detector.
+        """
+        restore_state = self.detector.restore_state
+        self.groups = {decode_key(k): restore_state(s) for k, s in data["groups"]}
+        self.exemplars = {decode_key(k): decode_event(e) for k, e in data["exemplars"]}
+        self._undecided = {
+            decode_key(key): [decode_event(event) for event in events]
+            for key, events in data["undecided"]
+        }
+        self.lifecycle.restore(data["lifecycle"])
+        # Groups with undecided events are decided at the next advance, as if
+        # fed since the last one; every other group waits for its wake-up.
+        self.dirty = {k: self.groups[k] for k in self._undecided if k in self.groups}
+        self._timers, self._scheduled = [], {}
+        keys = set(self.groups)
+        if self._timed_lifecycle:
+            keys.update(self.lifecycle.groups)
+        for key in keys:
+            self._schedule(key, self._wakeup(key, self.groups.get(key)))
+
+    def _wakeup(self, key: Hashable, state: DetectorState | None) -> int | None:
+        wakeup = None if state is None else state.next_wakeup()
+        if self._timed_lifecycle:
+            wakeup = _earliest(wakeup, self.lifecycle.next_wakeup(key))
+        return wakeup
+
+    def _schedule(self, key: Hashable, wakeup: int | None) -> None:
+        if wakeup is None:
+            return
+        scheduled = self._scheduled.get(key)
+        if scheduled is None or wakeup < scheduled:
+            self._scheduled[key] = wakeup
+            self._timer_sequence += 1
+            heapq.heappush(self._timers, (wakeup, self._timer_sequence, key))
+
     def snapshot_groups(self) -> dict[str, Any]:
         """How many groups are alive and how many are firing (for summaries)."""
-        return {"groups": len(self.groups), "firing": len(self.lifecycle.open)}
+        return {"groups": len(self.groups), "firing": self.lifecycle.firing_count()}
+
+
+def _earliest(one: int | None, other: int | None) -> int | None:
+    if one is None:
+        return other
+    return one if other is None or one <= other else other

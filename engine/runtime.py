@@ -12,6 +12,11 @@ comparison and one dictionary lookup by event type, because rules are
 indexed by the types they match. A block of JSON lines is decoded in one
 call, and its timestamps stay datetimes unless a rule wants the event.
 ``tests/benchmarks/bench.py`` measures the result.
+
+With ``state:`` the loop also writes snapshots (:mod:`engine.state`)
+between batches, at most once per interval and at shutdown, and commits
+the sources' positions only once a snapshot holds their effects; at start
+it restores the last snapshot before any source reads.
 """
 
 from __future__ import annotations
@@ -21,22 +26,32 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine.alerts import Alert
 from engine.clock import Clock, SystemClock
 from engine.components import RuntimeContext, Sink, Source
 from engine.config import ComponentConfig, EngineConfig
 from engine.deadletter import DeadLetterFile
+from engine.delivery import DEFAULT_MAX_PENDING, DeliveryQueue
 from engine.errors import UsageError
 from engine.events import BadEvent, DatedLine, Event, EventDecoder
 from engine.ingest import QUEUE_BATCHES, Batch, Item, SourceDone, SourceThread
 from engine.plugin_manager import Registry
 from engine.rule_runner import RuleRunner, TimedAlert
+from engine.schema import CORE_SINK_OPTIONS
+from engine.state import StateKeeper, rules_data, sinks_data
 from engine.stats import LiveCounters, RunSummary, count_types, sources_of
 from engine.templates import placeholders
-from engine.timeutil import END_OF_TIME, EPOCH, US_PER_SECOND, datetime_to_us
+from engine.timeutil import (
+    END_OF_TIME,
+    EPOCH,
+    US_PER_SECOND,
+    datetime_to_us,
+    format_timestamp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +61,8 @@ TICK_SECONDS = 0.05
 WARNING_INTERVAL_US = 10 * US_PER_SECOND
 #: How long a stop request waits for sources to hand over what they hold.
 DRAIN_SECONDS = 2.0
+#: How long shutdown waits for each sink to deliver what is queued for it.
+SINK_CLOSE_SECONDS = 10.0
 
 
 class Engine:
@@ -62,14 +79,27 @@ class Engine:
         self.config = config
         self.registry = registry
         self.clock = clock or SystemClock()
+        # Read the snapshot before connecting to anything: a damaged one
+        # stops the run before a broker hands over a single message.
+        self.state = (
+            StateKeeper(config.state, config.path) if config.state is not None else None
+        )
+        saved = self.state.load() if self.state is not None else None
         self.stopping = threading.Event()
         self.summary = RunSummary()
         self.runners = [RuleRunner(rule, registry) for rule in config.rules]
+        if saved is not None:
+            assert self.state is not None
+            self.state.restore_rules(saved, self.runners)
         self.sources = [self._build_source(i, c) for i, c in enumerate(config.sources)]
-        self.sinks: list[tuple[str, Sink, bool]] = [
+        #: Every sink behind a queue of its own, with its send_resolved.
+        self.sinks: list[tuple[DeliveryQueue, bool]] = [
             self._build_sink(i, c) for i, c in enumerate(config.sinks)
         ]
-        self.sinks += [(type(s).__name__, s, True) for s in extra_sinks]
+        self.sinks += [
+            (DeliveryQueue(s, type(s).__name__, clock=self.clock), True)
+            for s in extra_sinks
+        ]
         self.decoder = EventDecoder(keep_metadata=_reads_metadata(self.runners))
         self._routes, self._unrouted = _route_table(self.runners)
         self.dead_letter = (
@@ -83,6 +113,10 @@ class Engine:
         self._pending_warnings: Counter[str] = Counter()
         self._last_warning_us = 0
         self._next_counters_us = 0
+        self._next_snapshot_us = 0
+        self._changed_since_snapshot = False
+        if saved is not None:
+            self._restore(saved)
 
     # -- building -------------------------------------------------------------
 
@@ -101,17 +135,23 @@ class Engine:
 
     def _build_sink(
         self, index: int, component: ComponentConfig
-    ) -> tuple[str, Sink, bool]:
+    ) -> tuple[DeliveryQueue, bool]:
         cls = self.registry.get("sink", component.type)
-        options = {k: v for k, v in component.options.items() if k != "send_resolved"}
-        send_resolved = component.options.get(
-            "send_resolved", cls.send_resolved_default
-        )
+        given = component.options
+        options = {k: v for k, v in given.items() if k not in CORE_SINK_OPTIONS}
         try:
             sink: Sink = cls(options, self._context(component))
         except OSError as error:
             raise UsageError(f"{component.where}: {error.strerror or error}") from error
-        return f"sinks[{index}] ({component.type})", sink, send_resolved
+        dead_letter = given.get("dead_letter")
+        delivery = DeliveryQueue(
+            sink,
+            f"sinks[{index}] ({component.type})",
+            given.get("max_pending", DEFAULT_MAX_PENDING),
+            self.config.base_dir / dead_letter if dead_letter else None,
+            clock=self.clock,
+        )
+        return delivery, given.get("send_resolved", cls.send_resolved_default)
 
     def _counters_wanted(self) -> bool:
         """Live counters cost a count per event, worth it only when some
@@ -120,6 +160,11 @@ class Engine:
         return self.config.counters.enabled and bool(hook.get_hookimpls())
 
     # -- running --------------------------------------------------------------
+
+    def wait_delivered(self, timeout_s: float) -> bool:
+        """Wait until every sink has handled what was queued for it (tests and
+        embedding code that drive the engine step by step); False on timeout."""
+        return all(delivery.wait_idle(timeout_s) for delivery, _ in self.sinks)
 
     def request_stop(self) -> None:
         """Stop reading; what was read is still processed (signal-safe)."""
@@ -136,6 +181,9 @@ class Engine:
         self.registry.plugin_manager.hook.engine_startup(config=self.config)
         self._live_counting = self._counters_wanted()
         frozen = _freeze_start_up_objects()
+        if self.state is not None:
+            self.state.resend([delivery for delivery, _ in self.sinks])
+            self._next_snapshot_us = self.clock.monotonic_us() + self.state.interval_us
         for thread in threads:
             thread.start()
         try:
@@ -146,6 +194,8 @@ class Engine:
                 self._advance(END_OF_TIME)
             else:
                 self._drain(items, threads)
+            if self.state is not None:
+                self._final_snapshot()
         finally:
             self._close()
             for runner in self.runners:
@@ -171,6 +221,7 @@ class Engine:
                 active -= 1
             else:
                 self._process(item)
+                self._commit(item)
             self._tick()
         # Sources that ended because a stop was requested are not exhausted:
         # deciding everything up to the end of time would resolve alerts
@@ -189,6 +240,9 @@ class Engine:
                 continue
             if isinstance(item, Batch):
                 self._process(item)
+                self._commit(item)
+                if self.state is not None:
+                    self._snapshot_if_due()
         self._tick()
 
     def _close(self) -> None:
@@ -197,16 +251,37 @@ class Engine:
                 source.close()
             except Exception:
                 log.exception("closing %s failed", self.config.sources[index].where)
-        for name, sink, _ in self.sinks:
-            try:
-                sink.close()
-            except Exception:
-                log.exception("closing sink %s failed", name)
-                self.summary.sink_failures[name] += 1
+        for delivery, _ in self.sinks:
+            delivery.close(SINK_CLOSE_SECONDS)
+            counts = delivery.counts()
+            if counts.undelivered:
+                self.summary.sink_failures[delivery.name] += counts.undelivered
+            self.summary.alerts_dead_lettered += counts.dead_lettered
         if self.dead_letter is not None:
             self.dead_letter.close()
 
     # -- one batch -------------------------------------------------------------
+
+    def _commit(self, batch: Batch) -> None:
+        """Note that the batch is processed. Without ``state:``, tell its
+        source at once, so that a broker source can acknowledge it (window
+        state then lives in memory only, and a crash loses it whatever is
+        acknowledged); with ``state:``, only after the next snapshot holds
+        the batch's effects."""
+        self._changed_since_snapshot = True
+        if batch.position is None:
+            return
+        if self.state is None:
+            self._commit_position(batch.source_index, batch.position)
+        else:
+            self.state.processed(batch.source_index, batch.position)
+
+    def _commit_position(self, index: int, position: Any) -> None:
+        try:
+            self.sources[index].commit(position)
+        except Exception:
+            where = self.config.sources[index].where
+            log.exception("source %s failed to commit its position", where)
 
     def _process(self, batch: Batch) -> None:
         now_us = self.clock.now_us()
@@ -341,6 +416,8 @@ class Engine:
             self._advance_if_idle(now_us)
         self._report_counters(now_us)
         self._flush_warnings()
+        if self.state is not None:
+            self._snapshot_if_due()
 
     def _advance_if_idle(self, now_us: int) -> None:
         idle_timeout = self.config.time.idle_timeout_us
@@ -355,6 +432,7 @@ class Engine:
         if watermark_us <= self.watermark_us:
             return
         self.watermark_us = watermark_us
+        self._changed_since_snapshot = True
         timed: list[TimedAlert] = []
         for runner in self.runners:
             timed += runner.advance(watermark_us)
@@ -363,19 +441,73 @@ class Engine:
         for _, _, _, alert in timed:
             self._dispatch(alert)
 
+    # -- state ------------------------------------------------------------------
+
+    def _snapshot_if_due(self) -> None:
+        assert self.state is not None
+        now_us = self.clock.monotonic_us()
+        if now_us < self._next_snapshot_us or not self._changed_since_snapshot:
+            return
+        self._next_snapshot_us = now_us + self.state.interval_us
+        self._snapshot()
+
+    def _final_snapshot(self) -> None:
+        """At shutdown, once the sinks delivered what they could: what is
+        still undelivered goes into the snapshot and is sent after a restart
+        (delivered alerts would otherwise be sent twice)."""
+        if not self.wait_delivered(SINK_CLOSE_SECONDS):
+            log.warning("some alerts are not delivered yet; the snapshot keeps them")
+        if self._snapshot():
+            assert self.state is not None
+            log.info("state saved to %s", self.state.path)
+
+    def _snapshot(self) -> bool:
+        """Write a snapshot of everything processed so far, then commit the
+        sources' positions it covers; False when it could not be written."""
+        assert self.state is not None
+        data = {
+            "written_at": format_timestamp(self.clock.now_us()),
+            "watermark_us": self.watermark_us,
+            "max_seen_us": self._max_seen_us,
+            "rules": rules_data(self.runners),
+            "sinks": sinks_data([delivery for delivery, _ in self.sinks]),
+        }
+        try:
+            positions = self.state.write(data, self.sources, self.config.sources)
+        except (OSError, TypeError, ValueError):
+            # The positions stay uncommitted: a broker delivers the messages
+            # again after a restart, nothing is lost.
+            log.exception("writing the state snapshot to %s failed", self.state.path)
+            return False
+        self._changed_since_snapshot = False
+        for index, position in positions.items():
+            self._commit_position(index, position)
+        return True
+
+    def _restore(self, saved: Mapping[str, Any]) -> None:
+        """Take back the rest of a snapshot (the rules' state is back already),
+        before any source reads: the watermark and where each source resumes;
+        the undelivered alerts are sent again when the run starts."""
+        assert self.state is not None
+        self.watermark_us = saved["watermark_us"]
+        self._max_seen_us = saved["max_seen_us"]
+        self.state.restore_sources(saved, self.sources, self.config.sources)
+        self.state.restore_alerts(saved)
+        log.info(
+            "state restored from %s (written at %s)",
+            self.state.path,
+            saved.get("written_at"),
+        )
+
     # -- output ---------------------------------------------------------------
 
     def _dispatch(self, alert: Alert) -> None:
         self.summary.alerts[(alert.rule, alert.status)] += 1
-        for name, sink, send_resolved in self.sinks:
-            if alert.status == "resolved" and not send_resolved:
-                continue
-            try:
-                sink.send(alert)
-            except Exception:
-                # One failing sink must not starve the others.
-                log.exception("sink %s failed to send an alert", name)
-                self.summary.sink_failures[name] += 1
+        # Each sink has its own queue and thread: a failing or slow one never
+        # holds up the others, nor the engine.
+        for delivery, send_resolved in self.sinks:
+            if send_resolved or alert.status != "resolved":
+                delivery.send(alert)
         try:
             self.registry.plugin_manager.hook.engine_alert(alert=alert)
         except Exception:

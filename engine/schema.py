@@ -15,6 +15,24 @@ from engine.errors import Problem
 from engine.plugin_manager import KINDS, Registry
 from engine.yamlfile import DocPath, LoadedYaml
 
+CORE_SINK_OPTIONS: dict[str, Any] = {
+    "send_resolved": {
+        "type": "boolean",
+        "description": "also send resolved notifications (default true)",
+    },
+    "max_pending": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "alerts queued for this sink before new ones are set aside"
+        " (default 1000)",
+    },
+    "dead_letter": {
+        "type": "string",
+        "minLength": 1,
+        "description": "file for alerts this sink could not deliver, with the reason",
+    },
+}
+
 
 def load_core_schema(name: str = "rules.schema.json") -> dict[str, Any]:
     """A schema shipped in ``engine.schemas``."""
@@ -35,11 +53,9 @@ def _component_schema(kind: str, registry: Registry) -> dict[str, Any]:
         properties = options.setdefault("properties", {})
         properties["type"] = {"const": type_name}
         if kind == "sink":
-            # Every sink takes it; the core applies it, the sink never sees it.
-            properties["send_resolved"] = {
-                "type": "boolean",
-                "description": "also send resolved notifications (default true)",
-            }
+            # Every sink takes these; the core applies them, the sink never
+            # sees them.
+            properties.update(CORE_SINK_OPTIONS)
         options.setdefault("additionalProperties", False)
         if cls.description:
             options.setdefault("description", cls.description)

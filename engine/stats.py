@@ -126,7 +126,11 @@ class RunSummary:
     late_dropped: int = 0
     late_included: int = 0
     bad_by_reason: Counter[str] = field(default_factory=Counter)
+    #: Alerts a sink did not deliver (it failed, its queue was full, or
+    #: shutdown came first), by sink.
     sink_failures: Counter[str] = field(default_factory=Counter)
+    #: How many of those went to a sink's dead-letter file.
+    alerts_dead_lettered: int = 0
     elapsed_us: int = 0
 
     def count_events(self, events: Iterable[Event]) -> None:
@@ -171,7 +175,9 @@ class RunSummary:
             )
         if self.sink_failures:
             lines.append(
-                "  sink failures:    " + _pairs(self.sink_failures.most_common())
+                "  undelivered alerts: "
+                + _pairs(self.sink_failures.most_common())
+                + f" ({self.alerts_dead_lettered} in dead-letter files)"
             )
         return "\n".join(lines)
 

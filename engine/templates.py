@@ -1,8 +1,9 @@
-"""Summary templates: ``{count} errors from {source} in {window}``.
+"""Alert templates: ``{count} errors from {source} in {window}``.
 
-A deliberately small language: ``{name}`` is replaced by a field, ``{{`` and
-``}}`` stand for braces. Names are checked when the rules file is validated,
-so a typo fails at start-up instead of printing a broken alert at 3 a.m.
+Used for a rule's summary, description and annotations. A deliberately small
+language: ``{name}`` is replaced by a field, ``{{`` and ``}}`` stand for
+braces. Names are checked when the rules file is validated, so a typo fails
+at start-up instead of printing a broken alert at 3 a.m.
 """
 
 from __future__ import annotations

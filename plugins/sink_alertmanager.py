@@ -34,7 +34,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from engine.alerts import FIRING, Alert
+from engine.alerts import RESOLVED, Alert
 from engine.components import Options, RuntimeContext, Sink
 from engine.connectors import RateLimitedLog
 from engine.hookspecs import hookimpl
@@ -78,6 +78,7 @@ def alert_labels(alert: Alert) -> dict[str, str]:
 
 def alert_annotations(alert: Alert) -> dict[str, str]:
     annotations = {
+        **alert.annotations,
         "summary": alert.summary,
         "incident_id": alert.incident_id,
         "sequence": str(alert.sequence),
@@ -155,10 +156,11 @@ class AlertmanagerSink(Sink):
     def send(self, alert: Alert) -> None:
         key = tuple(sorted(alert_labels(alert).items()))
         with self._lock:
-            if alert.status == FIRING:
-                self._firing[key] = alert
-            else:
+            # A flapping incident is still open: Alertmanager must keep it.
+            if alert.status == RESOLVED:
                 self._firing.pop(key, None)
+            else:
+                self._firing[key] = alert
         self._post([alert])
 
     def _post(self, alerts: list[Alert]) -> None:
@@ -166,7 +168,7 @@ class AlertmanagerSink(Sink):
         self.poster.post(json.dumps(body, ensure_ascii=False).encode())
 
     def _ends_at(self, alert: Alert) -> int | None:
-        if alert.status != FIRING:
+        if alert.status == RESOLVED:
             return alert.ends_at_us
         if self.resend_us <= 0:
             return None

@@ -1,6 +1,8 @@
-"""Sink ``console``: one line per alert edge on standard output.
+"""Sink ``console``: one line per alert notification on standard output.
 
 [HIGH] ERROR_BURST: 7 ERROR events from web-3 in 10s window
+[HIGH] ERROR_BURST: 9 ERROR events from web-3 in 10s window (notice 2, 1 suppressed)
+[FLAPPING] ERROR_BURST: source=web-3 changes state too often; quiet until it settles
 [RESOLVED] ERROR_BURST: source=web-3 after 12.5s
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any, ClassVar, TextIO
 
-from engine.alerts import FIRING, Alert
+from engine.alerts import FIRING, FLAPPING, Alert
 from engine.components import Options, RuntimeContext, Sink
 from engine.hookspecs import hookimpl
 from engine.timeutil import US_PER_SECOND
@@ -18,8 +20,17 @@ from engine.timeutil import US_PER_SECOND
 def format_alert(alert: Alert) -> str:
     """The console line of an alert."""
     if alert.status == FIRING:
-        return f"[{alert.severity.upper()}] {alert.rule}: {alert.summary}"
+        line = f"[{alert.severity.upper()}] {alert.rule}: {alert.summary}"
+        notes = [f"notice {alert.sequence}"] if alert.sequence > 1 else []
+        if alert.suppressed:
+            notes.append(f"{alert.suppressed} suppressed")
+        return f"{line} ({', '.join(notes)})" if notes else line
     group = ", ".join(f"{k}={v}" for k, v in alert.group.items()) or "all events"
+    if alert.status == FLAPPING:
+        return (
+            f"[FLAPPING] {alert.rule}: {group} changes state too often; "
+            "quiet until it settles"
+        )
     assert alert.ends_at_us is not None
     lasted = (alert.ends_at_us - alert.starts_at_us) / US_PER_SECOND
     return f"[RESOLVED] {alert.rule}: {group} after {lasted:g}s"
@@ -46,7 +57,11 @@ class ConsoleSink(Sink):
         return sys.stdout if self._stream_name == "stdout" else sys.stderr
 
     def send(self, alert: Alert) -> None:
-        print(format_alert(alert), file=self.stream, flush=True)
+        # One write per line: print() writes the newline separately, and
+        # another sink's thread may write to the same stream in between.
+        stream = self.stream
+        stream.write(format_alert(alert) + "\n")
+        stream.flush()
 
     def flush(self) -> None:
         self.stream.flush()

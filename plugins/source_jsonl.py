@@ -82,6 +82,20 @@ class JsonlSource(Source):
     def position(self) -> int:
         return self._offset
 
+    def resume_after(self, checkpoint: Any) -> None:
+        """Go on after the byte offset a state snapshot saved (a position of
+        an earlier run); standard input cannot seek and starts where it is."""
+        if self.path == "-" or not isinstance(checkpoint, int):
+            return
+        if checkpoint > self.context.resolve(self.path).stat().st_size:
+            log.warning(
+                "%s is shorter than the saved offset; reading it from the start",
+                self.path,
+            )
+            return
+        self._file.seek(checkpoint)
+        self._offset = checkpoint
+
     def close(self) -> None:
         if self.path != "-":
             self._file.close()
@@ -123,7 +137,7 @@ class JsonlSource(Source):
 
     def _blocks(self) -> Iterator[bytes | bytearray]:
         rest = b""
-        read_total = 0
+        read_total = self._offset
         stopping = self.context.stopping
         while not stopping.is_set():
             # Read behind the partial line left over into a fresh buffer that

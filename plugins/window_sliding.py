@@ -99,6 +99,14 @@ class SlidingWindowState(WindowState):
             return None
         return self.times[self.decided - 1] + self.size_us
 
+    def next_change(self) -> int | None:
+        times = self.times
+        joins = times[self.decided] if self.decided < len(times) else None
+        if self.head == self.decided:
+            return joins
+        leaves = times[self.head] + self.size_us
+        return leaves if joins is None or leaves < joins else joins
+
     def snapshot(self) -> dict[str, Any]:
         times = self.times
         return {

@@ -63,3 +63,12 @@ def test_every_hook_is_exercised_by_some_test() -> None:
     missing = [name for name in hookspecs.hook_names() if name not in sources]
 
     assert missing == []
+
+
+def test_readme_shows_every_connector_example_as_it_is_shipped() -> None:
+    """Each rules file in rules/examples/ appears verbatim in the README."""
+    examples = sorted((REPO / "rules" / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        shown = f"`rules/examples/{path.name}`:\n\n```yaml\n"
+        assert shown + path.read_text(encoding="utf-8") in README + "\n", path.name

@@ -202,3 +202,14 @@ def test_the_text_report_aligns_tables_and_shows_the_busiest_first(
     assert rule_rows[2].split() == ["NEVER", "0", "0", "0", "0"]
     widths = {len(row) for row in rule_rows}
     assert len(widths) == 1, rule_rows
+
+
+def test_replay_neither_reads_nor_writes_the_rules_file_state(tmp_path: Path) -> None:
+    """A replay of a rules file with ``state:`` leaves the live snapshot alone."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES + "state: {path: live-state.json}\n", encoding="utf-8")
+
+    data = report_dict(replay(rules, recording(tmp_path)))
+
+    assert data["alerts"] == {"firing": 5, "resolved": 5}
+    assert not (tmp_path / "live-state.json").exists()

@@ -98,6 +98,12 @@ def engine_to_drive(
     return Engine(config, registry, clock=clock, extra_sinks=[sink]), sink
 
 
+def delivered(engine: Engine, sink: CapturingSink) -> list[Alert]:
+    """What the sink has received once every queued alert is delivered."""
+    assert engine.wait_delivered(5.0), "the sinks did not catch up"
+    return sink.alerts
+
+
 def batch(*events: Event) -> Batch:
     """A batch of raw lines, as a source thread would hand it over."""
     lines = [json.dumps(event_to_json_dict(e)).encode() for e in events]
@@ -293,12 +299,14 @@ def test_processing_mode_stamps_events_with_the_clock() -> None:
     clock.advance_us(1)
     engine._tick()
 
-    assert [edge(a) for a in sink.alerts] == [("firing", "web-1", 1_001, 2)]
+    assert [edge(a) for a in delivered(engine, sink)] == [("firing", "web-1", 1_001, 2)]
 
     clock.advance_us(9 * SECOND)
     engine._tick()
 
-    assert [edge(a) for a in sink.alerts][1:] == [("resolved", "web-1", 1_010, 1)]
+    assert [edge(a) for a in delivered(engine, sink)][1:] == [
+        ("resolved", "web-1", 1_010, 1)
+    ]
 
 
 def test_processing_mode_counts_batches_arriving_at_one_instant_together() -> None:
@@ -321,19 +329,21 @@ def test_idle_timeout_advances_the_watermark_with_the_clock() -> None:
     engine, sink = engine_to_drive(rules(time="{idle_timeout: 5s}"), clock)
 
     engine._process(batch(event(100), event(101), event(102)))
-    assert sink.alerts == []
+    assert delivered(engine, sink) == []
 
     clock.advance_us(5 * SECOND - 1)
     engine._tick()
-    assert sink.alerts == []
+    assert delivered(engine, sink) == []
 
     clock.advance_us(1)
     engine._tick()
-    assert [edge(a) for a in sink.alerts] == [("firing", "web-1", 102, 3)]
+    assert [edge(a) for a in delivered(engine, sink)] == [("firing", "web-1", 102, 3)]
 
     clock.advance_us(4 * SECOND)
     engine._tick()
-    assert [edge(a) for a in sink.alerts][1:] == [("resolved", "web-1", 110, 2)]
+    assert [edge(a) for a in delivered(engine, sink)][1:] == [
+        ("resolved", "web-1", 110, 2)
+    ]
 
 
 def test_without_idle_timeout_a_quiet_source_decides_nothing() -> None:
@@ -345,7 +355,7 @@ def test_without_idle_timeout_a_quiet_source_decides_nothing() -> None:
     clock.advance_us(3600 * SECOND)
     engine._tick()
 
-    assert sink.alerts == []
+    assert delivered(engine, sink) == []
 
 
 # -- bad events ----------------------------------------------------------------

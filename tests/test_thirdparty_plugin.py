@@ -240,7 +240,8 @@ sinks:
     assert "Traceback" not in result.stderr
     assert (
         "rules.yaml:11:5: sinks[0].indnt: unknown key 'indnt', expected one of: "
-        "indent, path, send_resolved, type; did you mean 'indent'?"
+        "dead_letter, indent, max_pending, path, send_resolved, type; "
+        "did you mean 'indent'?"
     ) in result.stderr
     assert "rules.yaml:12:5: sinks[1]: missing key: 'path'" in result.stderr
 

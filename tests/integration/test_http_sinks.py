@@ -375,6 +375,27 @@ def test_alertmanager_resends_firing_alerts_until_they_resolve(
     assert [a["labels"]["source"] for a in second_resend] == ["web-4"]
 
 
+def test_alertmanager_keeps_a_flapping_incident_open_with_its_annotations(
+    receiver: Receiver, sim_context: RuntimeContext
+) -> None:
+    """A flapping notice is an open incident: it is posted with endsAt ahead,
+    resent like a firing alert, and carries the rule's annotations."""
+    sink = alertmanager(receiver.url, sim_context)
+    flapping = make_alert(
+        "flapping", sequence=3, annotations={"runbook": "https://runbooks/x"}
+    )
+
+    sink.send(flapping)
+    sink.resend()
+    sink.close()
+
+    notice, resent = (request.json() for request in receiver.requests)
+    check_postable(notice)
+    assert notice[0]["endsAt"] == "2023-11-14T22:17:20.000Z"
+    assert notice[0]["annotations"]["runbook"] == "https://runbooks/x"
+    assert [a["labels"]["source"] for a in resent] == ["web-3"]
+
+
 def test_alertmanager_without_resending_leaves_ends_at_out_while_firing(
     receiver: Receiver, sim_context: RuntimeContext
 ) -> None:
