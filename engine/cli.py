@@ -18,24 +18,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine.config import ComponentConfig, EngineConfig, load_config
 from engine.errors import UsageError
 from engine.hookspecs import hookimpl
-from engine.junit import write_junit
 from engine.plugin_manager import load_plugins
-from engine.replay import render_text, replay, report_dict
-from engine.ruletests import RuleTestResult, load_test_files, run_test_files
 from engine.runtime import Engine
 from engine.schema import compose_schema
 from engine.stats import CountersReport
 from engine.timeutil import format_duration
 
+if TYPE_CHECKING:
+    from engine.ruletests import RuleTestResult
+
 log = logging.getLogger("engine")
 
 EXIT_USAGE = 2
 EXIT_TEST_FAILED = 1
+#: A source stopped with an error: the run ended without exhausting its input.
+EXIT_SOURCE_FAILED = 1
 COMMANDS = ("run", "validate", "schema", "plugins", "test", "replay")
 #: Commands whose own report is the output: the engine's log lines (late
 #: events set aside, start-up) would only repeat it, unless --verbose.
@@ -199,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("%s", _banner(config))
     summary = engine.run()
     print(summary.render(config.counters.top), file=sys.stderr, flush=True)
-    return 0
+    return EXIT_SOURCE_FAILED if summary.failed_sources else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -218,6 +221,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    # Imported here, like replay's modules: `engine --rules` starts faster
+    # without them.
+    from engine.junit import write_junit
+    from engine.ruletests import load_test_files, run_test_files
+
     files = load_test_files(args.files)
     results: list[RuleTestResult] = []
     for result in run_test_files(files):
@@ -243,6 +251,8 @@ def _print_result(result: RuleTestResult) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top: found {args.top}, expected at least 1")
+    from engine.replay import render_text, replay, report_dict
+
     data = report_dict(replay(args.rules, args.events, keep_sinks=args.keep_sinks))
     if args.json:
         print(json.dumps(data, indent=2))

@@ -17,7 +17,7 @@ from typing import Any
 from engine.errors import Problem, UsageError
 from engine.plugin_manager import Registry, load_plugins
 from engine.schema import compose_schema, schema_problems
-from engine.templates import unknown_placeholders
+from engine.templates import stray_braces, unknown_placeholders
 from engine.timeutil import parse_duration
 from engine.yamlfile import DocPath, LoadedYaml, format_path, load_yaml, parse_yaml
 
@@ -320,6 +320,15 @@ def _template_problems(
     ]
     problems = []
     for path, template in templates:
+        if stray_braces(template):
+            problems.append(
+                loaded.problem(
+                    path,
+                    f"found {template!r}, expected balanced braces: a placeholder "
+                    "is {name}; write {{ and }} for literal braces",
+                )
+            )
+            continue
         unknown = unknown_placeholders(template, known)
         if not unknown:
             continue

@@ -169,7 +169,7 @@ def load_plugins(
     return _build_registry(pm, origins)
 
 
-def _check_component(cls: Any, kind: str, plugin_name: str) -> str:
+def _check_component(cls: Any, kind: str, plugin_name: str, built_in: bool) -> str:
     base = KINDS[kind][1]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise UsageError(
@@ -179,6 +179,10 @@ def _check_component(cls: Any, kind: str, plugin_name: str) -> str:
     type_name = getattr(cls, "type_name", None)
     if not isinstance(type_name, str) or not type_name:
         raise UsageError(f"plugin {plugin_name!r}: {cls.__name__} has no type_name")
+    if built_in:
+        # Checking a schema costs about 6 ms, most of the start-up time; the
+        # built-in schemas are checked by the test suite instead.
+        return type_name
     try:
         jsonschema.Draft202012Validator.check_schema(cls.options_schema)
     except jsonschema.SchemaError as error:
@@ -199,7 +203,8 @@ def _build_registry(
         caller = getattr(pm.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             for cls in impl.function() or []:
-                type_name = _check_component(cls, kind, impl.plugin_name)
+                built_in = impl.plugin_name in BUILTIN_MODULES
+                type_name = _check_component(cls, kind, impl.plugin_name, built_in)
                 earlier = provided_by.get((kind, type_name))
                 if earlier is not None:
                     raise UsageError(

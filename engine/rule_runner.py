@@ -160,22 +160,11 @@ class RuleRunner:
                 self.exemplars[key] = newest  # the common case, in short
             else:
                 self._keep_undecided(key, undecided, watermark_us)
-        wakeup = None
-        if state is not None:
-            if state.is_idle():
-                del self.groups[key]
-                self.exemplars.pop(key, None)
-            else:
-                wakeup = state.next_wakeup()
-        if timed:
-            wakeup = _earliest(wakeup, lifecycle.next_wakeup(key))
-        if wakeup is None:
-            return
-        scheduled = self._scheduled.get(key)
-        if scheduled is None or wakeup < scheduled:
-            self._scheduled[key] = wakeup
-            self._timer_sequence += 1
-            heapq.heappush(self._timers, (wakeup, self._timer_sequence, key))
+        if state is not None and state.is_idle():
+            del self.groups[key]
+            self.exemplars.pop(key, None)
+            state = None
+        self._schedule(key, self._wakeup(key, state))
 
     def _add_notices(
         self, notices: list[tuple[int, Alert]], alerts: list[TimedAlert]

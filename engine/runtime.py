@@ -25,6 +25,7 @@ import gc
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -219,19 +220,28 @@ class Engine:
                 continue
             if isinstance(item, SourceDone):
                 active -= 1
+                if item.failed:
+                    where = self.config.sources[item.source_index].where
+                    self.summary.failed_sources.append(where)
             else:
                 self._process(item)
                 self._commit(item)
             self._tick()
-        # Sources that ended because a stop was requested are not exhausted:
-        # deciding everything up to the end of time would resolve alerts
-        # whose windows are still open.
-        return active == 0 and not self.stopping.is_set()
+        # Sources that ended because a stop was requested, or because they
+        # failed, are not exhausted: deciding everything up to the end of time
+        # would resolve alerts whose windows are still open.
+        return (
+            active == 0
+            and not self.stopping.is_set()
+            and not self.summary.failed_sources
+        )
 
     def _drain(self, items: queue.Queue[Item], threads: list[SourceThread]) -> None:
         log.info("stopping: draining what the sources have read")
-        deadline = self.clock.monotonic_us() + int(DRAIN_SECONDS * US_PER_SECOND)
-        while self.clock.monotonic_us() < deadline:
+        # Wall time, not the engine's clock: a simulated clock may stand still
+        # while a source thread is blocked.
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline:
             try:
                 item = items.get(timeout=TICK_SECONDS)
             except queue.Empty:

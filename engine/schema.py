@@ -13,6 +13,7 @@ import jsonschema
 
 from engine.errors import Problem
 from engine.plugin_manager import KINDS, Registry
+from engine.timeutil import MAX_DURATION_US, format_duration, is_too_long
 from engine.yamlfile import DocPath, LoadedYaml
 
 CORE_SINK_OPTIONS: dict[str, Any] = {
@@ -32,6 +33,19 @@ CORE_SINK_OPTIONS: dict[str, Any] = {
         "description": "file for alerts this sink could not deliver, with the reason",
     },
 }
+
+
+#: Formats the rules schema uses beyond the standard ones. A duration that
+#: matches the pattern can still be too long to add to a time.
+FORMATS = jsonschema.FormatChecker()
+
+
+@FORMATS.checks("engine-duration")
+def _is_duration_short_enough(value: object) -> bool:
+    # Malformed durations are the pattern's and the minimum's to report.
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return not is_too_long(value)
+    return True
 
 
 def load_core_schema(name: str = "rules.schema.json") -> dict[str, Any]:
@@ -80,7 +94,7 @@ def compose_schema(registry: Registry) -> dict[str, Any]:
 
 def schema_problems(loaded: LoadedYaml, schema: dict[str, Any]) -> list[Problem]:
     """Every schema violation in the document, in document order."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
     problems: list[Problem] = []
     for error in _leaf_errors(validator.iter_errors(loaded.data)):
         problems.extend(_describe(error, loaded))
@@ -136,6 +150,8 @@ def _expected(error: jsonschema.ValidationError) -> str:
     value: Any = error.validator_value
     if error.validator == "pattern" and schema.get("description"):
         return str(schema["description"])
+    if error.validator == "format" and error.validator_value == "engine-duration":
+        return f"a duration of at most {format_duration(MAX_DURATION_US)}"
     if error.validator == "type":
         kinds = value if isinstance(value, list) else [value]
         type_words = " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)

@@ -132,6 +132,8 @@ class RunSummary:
     #: How many of those went to a sink's dead-letter file.
     alerts_dead_lettered: int = 0
     elapsed_us: int = 0
+    #: Sources that stopped with an error (their input is not exhausted).
+    failed_sources: list[str] = field(default_factory=list)
 
     def count_events(self, events: Iterable[Event]) -> None:
         batch = list(events)
@@ -167,6 +169,8 @@ class RunSummary:
             lines.append(
                 "  suppressed (cooldown): " + _pairs(self.suppressed_by_rule.items())
             )
+        if self.failed_sources:
+            lines.append("  failed sources:   " + ", ".join(self.failed_sources))
         if self.late_included:
             lines.append(f"  late events included: {self.late_included}")
         if self.bad_by_reason:

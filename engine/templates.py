@@ -34,6 +34,13 @@ def unknown_placeholders(template: str, known: Iterable[str]) -> list[str]:
     ]
 
 
+def stray_braces(template: str) -> bool:
+    """True when a ``{`` or ``}`` is neither doubled nor part of a
+    placeholder: almost always a typo such as ``{count``."""
+    rest = _PLACEHOLDER.sub("", template)
+    return "{" in rest or "}" in rest
+
+
 def compile_template(template: str) -> Callable[[Mapping[str, Any]], str]:
     """A function that renders the template from a mapping of fields.
 

@@ -21,6 +21,10 @@ ONE_US = timedelta(microseconds=1)
 #: source is exhausted so that all pending windows are decided.
 END_OF_TIME = 2**62
 
+#: Far beyond any window, and far enough from END_OF_TIME that an event's
+#: time plus a window never reaches it.
+MAX_DURATION_US = 10_000 * 86_400 * US_PER_SECOND
+
 _UNIT_US = {
     "us": 1,
     "ms": 1_000,
@@ -36,8 +40,25 @@ _DURATION_RE = re.compile(DURATION_PATTERN)
 def parse_duration(value: str | float) -> int:
     """Turn ``"250ms"``, ``"10s"``, ``"1.5h"`` or a number of seconds into µs.
 
-    Raises ``ValueError`` naming the value when it is not a duration.
+    Raises ``ValueError`` naming the value when it is not a duration, or one
+    longer than ``MAX_DURATION_US``.
     """
+    duration_us = _duration_us(value)
+    if duration_us > MAX_DURATION_US:
+        longest = format_duration(MAX_DURATION_US)
+        raise ValueError(f"found {value!r}, expected a duration of at most {longest}")
+    return duration_us
+
+
+def is_too_long(value: str | float) -> bool:
+    """True for a well-formed duration longer than ``MAX_DURATION_US``."""
+    try:
+        return _duration_us(value) > MAX_DURATION_US
+    except ValueError:
+        return False
+
+
+def _duration_us(value: str | float) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '10s', found {value!r}")
     if isinstance(value, float) and not math.isfinite(value):

@@ -164,6 +164,9 @@ class JsonlSource(Source):
             self._offset = read_total - len(rest)
             yield block
         if rest.strip():
+            # The last line has no newline: it is complete all the same, and a
+            # restart from this position must not read it again.
+            self._offset = read_total
             yield rest
 
     def _lines(self) -> Iterator[list[bytes]]:

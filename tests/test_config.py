@@ -597,3 +597,28 @@ def test_default_rules_file_parses() -> None:
     config, _ = parse_config(path.read_text("utf-8"), str(path))
 
     assert [rule.name for rule in config.rules] == ["ERROR_BURST", "WARN_STORM"]
+
+
+def test_duration_too_long_to_add_to_a_time_is_located_and_bounded() -> None:
+    """A window of a million days matches the duration pattern but is refused,
+    at its line, with the longest duration accepted."""
+    problem = only_problem(MINIMAL.replace("size: 10s", "size: 1000000d"))
+
+    assert problem.where == "r.yaml:6:35"
+    assert problem.path == "rules[0].window.size"
+    assert "expected a duration of at most 10000d" in problem.message
+
+
+def test_summary_with_an_unbalanced_brace_is_an_error() -> None:
+    """'{count' is a typo, not text: it is reported at the summary."""
+    problem = only_problem(MINIMAL + '    summary: "{count events"\n')
+
+    assert problem.path == "rules[0].summary"
+    assert "balanced braces" in problem.message
+
+
+def test_doubled_braces_in_a_summary_are_literal_text() -> None:
+    """'{{' and '}}' stand for braces and are accepted."""
+    config, _ = parse_config(MINIMAL + '    summary: "{{{count}}} events"\n', "r.yaml")
+
+    assert config.rules[0].summary == "{{{count}}} events"

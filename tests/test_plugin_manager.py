@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 
 from engine.alerts import Alert
@@ -15,7 +16,7 @@ from engine.components import Sink, Source
 from engine.config import parse_config
 from engine.errors import UsageError
 from engine.hookspecs import hookimpl
-from engine.plugin_manager import BUILTIN_MODULES, load_plugins
+from engine.plugin_manager import BUILTIN_MODULES, KINDS, load_plugins
 
 #: The types the design promises; more built-ins may be added beside them.
 BUILTIN_TYPES = {
@@ -365,3 +366,17 @@ def test_plugin_module_with_unknown_hook_is_an_error_naming_it(
 
     assert "engine_test_misspelt" in str(caught.value)
     assert "engine_register_sink" in str(caught.value)
+
+
+def test_every_builtin_options_schema_is_a_valid_json_schema() -> None:
+    """Start-up trusts the built-in schemas without checking them, so they are
+    checked here, each against the draft 2020-12 meta-schema."""
+    registry = load_plugins(entry_points=False)
+    checked = 0
+    for kind in KINDS:
+        for type_name in registry.type_names(kind):
+            cls = registry.get(kind, type_name)
+            jsonschema.Draft202012Validator.check_schema(cls.options_schema)
+            checked += 1
+
+    assert checked >= 20

@@ -4,13 +4,13 @@ idleness, bad events, sink failures and alert hooks."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.alerts import Alert
 from engine.clock import SimulatedClock
-from engine.components import Sink
+from engine.components import Sink, Source
 from engine.config import parse_config
 from engine.events import Event, event_to_json_dict
 from engine.hookspecs import hookimpl
@@ -491,3 +491,43 @@ def test_send_resolved_false_keeps_resolved_alerts_from_that_sink(
 
     assert statuses("firing.jsonl") == ["firing", "firing"]
     assert statuses("all.jsonl") == ["firing", "resolved", "firing", "resolved"]
+
+
+class BrokenSource(Source):
+    """Hands over three errors, then fails as a lost connection would."""
+
+    type_name: ClassVar[str] = "broken"
+    options_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+    }
+
+    def batches(self) -> Iterator[list[bytes]]:
+        yield [
+            json.dumps(event_to_json_dict(e)).encode()
+            for e in (event(1), event(2), event(3))
+        ]
+        raise ConnectionError("connection lost")
+
+
+class BrokenSourcePlugin:
+    @hookimpl
+    def engine_register_sources(self) -> list[type[Source]]:
+        return [BrokenSource]
+
+
+def test_a_failed_source_is_reported_and_not_taken_for_the_end_of_input() -> None:
+    """A source that fails is named in the summary, and the burst it fed stays
+    firing (it fired at 2 s, decided by the event at 3 s): only exhausted
+    input moves the watermark to the end of time and resolves it."""
+    text = rules(threshold=2).replace("type: memory", "type: broken")
+    config, registry = parse_config(
+        text, "<test rules>", extra_plugins=(BrokenSourcePlugin(),)
+    )
+    sink = CapturingSink()
+    summary = Engine(config, registry, clock=SimulatedClock(), extra_sinks=[sink]).run()
+
+    assert len(summary.failed_sources) == 1
+    assert "sources[0] (broken)" in summary.failed_sources[0]
+    assert "failed sources:" in summary.render()
+    assert [a.status for a in sink.alerts] == ["firing"]

@@ -78,11 +78,13 @@ def test_final_line_without_newline_is_read(tmp_path: Path) -> None:
 def test_position_is_the_offset_after_the_last_complete_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """position() points just past the newline of the last whole line yielded."""
+    """position() points just past the newline of the last whole line yielded,
+    and to the end of the file once its unterminated last line is yielded, so a
+    restart reads that line only once."""
     monkeypatch.setattr(source_jsonl, "CHUNK_BYTES", 4)
     (tmp_path / "events.jsonl").write_bytes("aé\nbbbbb\ncc\ntail".encode())
     # Byte offsets after each newline, counted by hand ("é" is two bytes).
-    ends = {"aé".encode(): 4, b"bbbbb": 10, b"cc": 13}
+    ends = {"aé".encode(): 4, b"bbbbb": 10, b"cc": 13, b"tail": 17}
     source = make_source(tmp_path)
 
     seen: list[tuple[list[bytes], int]] = []
@@ -93,7 +95,7 @@ def test_position_is_the_offset_after_the_last_complete_line(
         assert source.position() == expected
 
     assert [line for batch, _ in seen for line in batch][-1] == b"tail"
-    assert source.position() == 13
+    assert source.position() == 17
     source.close()
 
 
