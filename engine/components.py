@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from engine.clock import Clock
 from engine.errors import UsageError
 from engine.events import Event
+from engine.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from engine.alerts import Alert
@@ -201,14 +202,31 @@ class WindowState(ABC):
 
 
 class Window(Component, ABC):
-    """A window processor: makes the per-group window state for one rule."""
+    """A window processor: makes the per-group window state for one rule.
+
+    Every window has a ``size`` option (a positive duration); subclasses add
+    their own options to ``options_schema`` and ``check_options``.
+    """
+
+    options_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "required": ["size"],
+        "additionalProperties": False,
+        "properties": {"size": {"$ref": "#/$defs/duration"}},
+    }
 
     def __init__(self, options: Options, rule: RuleInfo) -> None:
         self.options = options
         self.rule = rule
+        #: The length of the window, for evidence and summaries.
+        self.size_us = parse_duration(options["size"])
 
-    #: The length of the window, for evidence and summaries.
-    size_us: int
+    @classmethod
+    def check_options(cls, options: Options) -> list[tuple[tuple[str, ...], str]]:
+        if parse_duration(options["size"]) <= 0:
+            found = options["size"]
+            return [(("size",), f"found {found!r}, expected a positive duration")]
+        return []
 
     @abstractmethod
     def new_state(self) -> WindowState: ...

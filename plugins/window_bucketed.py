@@ -144,7 +144,6 @@ class BucketedWindow(Window):
 
     def __init__(self, options: Options, rule: RuleInfo) -> None:
         super().__init__(options, rule)
-        self.size_us = parse_duration(options["size"])
         self.resolution_us = parse_duration(options["resolution"])
 
     @classmethod

@@ -20,9 +20,8 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from engine.components import Options, RuleInfo, Window, WindowState
+from engine.components import Window, WindowState
 from engine.hookspecs import hookimpl
-from engine.timeutil import parse_duration
 
 SNAPSHOT_VERSION = 1
 #: The slots of events that left are reclaimed once there are this many and
@@ -120,24 +119,6 @@ class SlidingWindowState(WindowState):
 class SlidingWindow(Window):
     type_name: ClassVar[str] = "sliding"
     description: ClassVar[str] = "exact sliding window over event timestamps"
-    options_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "required": ["size"],
-        "additionalProperties": False,
-        "properties": {"size": {"$ref": "#/$defs/duration"}},
-    }
-
-    def __init__(self, options: Options, rule: RuleInfo) -> None:
-        super().__init__(options, rule)
-        self.size_us = parse_duration(options["size"])
-
-    @classmethod
-    def check_options(cls, options: Options) -> list[tuple[tuple[str, ...], str]]:
-        if parse_duration(options["size"]) <= 0:
-            return [
-                (("size",), f"found {options['size']!r}, expected a positive duration")
-            ]
-        return []
 
     def new_state(self) -> SlidingWindowState:
         return SlidingWindowState(self.size_us)

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from engine.components import Options, RuleInfo, Window
+from engine.components import Window
 from engine.hookspecs import hookimpl
-from engine.timeutil import parse_duration
 
 from .window_bucketed import SNAPSHOT_VERSION, BucketedWindowState
 
@@ -37,24 +36,6 @@ class TumblingWindowState(BucketedWindowState):
 class TumblingWindow(Window):
     type_name: ClassVar[str] = "tumbling"
     description: ClassVar[str] = "fixed, epoch-aligned windows, one count each"
-    options_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "required": ["size"],
-        "additionalProperties": False,
-        "properties": {"size": {"$ref": "#/$defs/duration"}},
-    }
-
-    def __init__(self, options: Options, rule: RuleInfo) -> None:
-        super().__init__(options, rule)
-        self.size_us = parse_duration(options["size"])
-
-    @classmethod
-    def check_options(cls, options: Options) -> list[tuple[tuple[str, ...], str]]:
-        if parse_duration(options["size"]) <= 0:
-            return [
-                (("size",), f"found {options['size']!r}, expected a positive duration")
-            ]
-        return []
 
     def new_state(self) -> TumblingWindowState:
         return TumblingWindowState(self.size_us)
