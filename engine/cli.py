@@ -224,7 +224,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     # Imported here, like replay's modules: `engine --rules` starts faster
     # without them.
     from engine.junit import write_junit
-    from engine.ruletests import load_test_files, run_test_files
+    from engine.ruletest_files import load_test_files
+    from engine.ruletests import run_test_files
 
     files = load_test_files(args.files)
     results: list[RuleTestResult] = []

@@ -13,14 +13,13 @@ from engine.alertdiff import AlertMatcher, Approx, compare, render_diff
 from engine.alerts import Alert
 from engine.errors import UsageError
 from engine.junit import junit_tree
-from engine.ruletests import (
+from engine.ruletest_files import (
     RuleTestFile,
-    RuleTestResult,
     find_test_files,
     load_test_files,
     parse_time,
-    run_test_files,
 )
+from engine.ruletests import RuleTestResult, run_test_files
 
 S = 1_000_000  # microseconds per second
 
