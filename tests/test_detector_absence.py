@@ -6,51 +6,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from detector_harness import (
+    SECOND,
+    changes_of,
+    edges,
+    per_source_edges,
+    quantised,
+    rules_file,
+    source_arrivals,
+    window_yaml,
+    with_windows,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.alerts import Alert
 from engine.components import RuleInfo
 from engine.events import Event
 from engine.plugins.detector_absence import AbsenceDetector
 from engine.plugins.window_sliding import SlidingWindow
 from engine.testing import event, run_rules
 
-SECOND = 1_000_000
-MS = 1_000
 RULE = RuleInfo("R", 0, "<test>")
-PLUGINS = (
-    "[engine.plugins.detector_absence, engine.plugins.window_bucketed, "
-    "engine.plugins.window_tumbling]"
-)
+PLUGINS = with_windows("engine.plugins.detector_absence")
 
 
 def rules(window: str, detector: str, lateness_ms: int = 0) -> str:
     """A rules file with one rule grouped by source."""
-    return f"""
-version: 1
-plugins: {PLUGINS}
-sources: [{{type: memory}}]
-time: {{allowed_lateness: {lateness_ms}ms}}
-rules:
-  - name: R
-    match: {{event_type: ERROR}}
-    group_by: [source]
-    window: {window}
-    detector: {detector}
-"""
-
-
-def edges(alerts: list[Alert]) -> list[tuple[str, str, int | None]]:
-    """Each alert as (source, status, instant of the edge)."""
-    return [
-        (
-            a.labels["source"],
-            a.status,
-            a.starts_at_us if a.status == "firing" else a.ends_at_us,
-        )
-        for a in alerts
-    ]
+    return rules_file(PLUGINS, window, detector, lateness_ms)
 
 
 def detector(**options: Any) -> AbsenceDetector:
@@ -196,21 +178,6 @@ def test_snapshot_restores_start_and_activity() -> None:
 # -- property: the engine against the definition, on a grid of milliseconds --
 
 
-def quantised(ts: int, kind: str, size: int, resolution: int) -> int:
-    """The time at which an event counts, for each window type (ms)."""
-    if kind == "bucketed":
-        return -(-ts // resolution) * resolution
-    if kind == "tumbling":
-        return (ts // size + 1) * size
-    return ts
-
-
-def window_yaml(kind: str, size: int, resolution: int) -> str:
-    if kind == "bucketed":
-        return f"{{type: bucketed, size: {size}ms, resolution: {resolution}ms}}"
-    return f"{{type: {kind}, size: {size}ms}}"
-
-
 def reference(
     times: list[int], kind: str, size: int, resolution: int, min_count: int
 ) -> list[tuple[int, bool]]:
@@ -218,49 +185,17 @@ def reference(
     group's start is its first event."""
     counted = [quantised(ts, kind, size, resolution) for ts in times]
     start = min(times)
-    found: list[tuple[int, bool]] = []
-    active = False
-    for t in range(start, max(counted) + 2 * size + 2):
+
+    def holds(t: int) -> bool:
         count = sum(1 for q in counted if t - size < q <= t)
-        now = t >= start + size and count < min_count
-        if now != active:
-            found.append((t, now))
-            active = now
-    return found
+        return t >= start + size and count < min_count
 
-
-@st.composite
-def arrivals(draw: Any) -> tuple[list[tuple[int, str]], int, list[list[Event]]]:
-    """Events (ms, source), a lateness, and batches in an arrival order whose
-    disorder stays within that lateness."""
-    stream = draw(
-        st.lists(
-            st.tuples(st.integers(0, 150), st.sampled_from(["web-1", "web-2"])),
-            min_size=1,
-            max_size=25,
-        )
-    )
-    lateness = draw(st.integers(0, 20))
-    delays = draw(
-        st.lists(st.integers(0, lateness), min_size=len(stream), max_size=len(stream))
-    )
-    order = sorted(range(len(stream)), key=lambda i: (stream[i][0] + delays[i], i))
-    cuts = sorted(draw(st.sets(st.integers(1, len(stream)), max_size=4)))
-    batches, start = [], 0
-    for cut in [*cuts, len(stream)]:
-        batches.append(
-            [
-                event(stream[i][0] / 1000, "ERROR", stream[i][1])
-                for i in order[start:cut]
-            ]
-        )
-        start = cut
-    return stream, lateness, [b for b in batches if b]
+    return changes_of(holds, range(start, max(counted) + 2 * size + 2))
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    data=arrivals(),
+    data=source_arrivals(),
     kind=st.sampled_from(["sliding", "bucketed", "tumbling"]),
     resolution=st.integers(1, 10),
     buckets=st.integers(1, 5),
@@ -285,9 +220,7 @@ def test_alerts_match_the_reference_for_any_arrival_order(
         batches,
     )
 
-    expected = []
-    for source in sorted({s for _, s in stream}):
-        times = [ts for ts, s in stream if s == source]
-        for t, active in reference(times, kind, size, resolution, min_count):
-            expected.append((source, "firing" if active else "resolved", t * MS))
+    expected = per_source_edges(
+        stream, lambda times: reference(times, kind, size, resolution, min_count)
+    )
     assert sorted(edges(alerts)) == sorted(expected)

@@ -3,44 +3,36 @@ of a field among the events in the sliding window."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from detector_harness import (
+    MS,
+    SECOND,
+    changes_of,
+    field_arrivals,
+    rules_file,
+    status_edges,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.alerts import Alert
 from engine.components import RuleInfo
 from engine.events import Event
 from engine.plugins.detector_cardinality import CardinalityDetector
 from engine.plugins.window_sliding import SlidingWindow
 from engine.testing import event, run_rules
 
-SECOND = 1_000_000
-MS = 1_000
 RULE = RuleInfo("R", 0, "<test>")
 
 
 def rules(detector: str, size: str = "10s", lateness_ms: int = 0) -> str:
     """A rules file with one ungrouped rule over ERROR events."""
-    return f"""
-version: 1
-plugins: [engine.plugins.detector_cardinality]
-sources: [{{type: memory}}]
-time: {{allowed_lateness: {lateness_ms}ms}}
-rules:
-  - name: MANY_SOURCES_FAILING
-    match: {{event_type: ERROR}}
-    window: {{type: sliding, size: {size}}}
-    detector: {detector}
-"""
-
-
-def edges(alerts: list[Alert]) -> list[tuple[str, int | None]]:
-    """Each alert as (status, instant of the edge)."""
-    return [
-        (a.status, a.starts_at_us if a.status == "firing" else a.ends_at_us)
-        for a in alerts
-    ]
+    return rules_file(
+        "[engine.plugins.detector_cardinality]",
+        f"{{type: sliding, size: {size}}}",
+        detector,
+        lateness_ms,
+        group_by=None,
+        name="MANY_SOURCES_FAILING",
+    )
 
 
 def test_many_sources_failing_at_once_fire() -> None:
@@ -57,7 +49,7 @@ def test_many_sources_failing_at_once_fire() -> None:
         rules("{type: cardinality, field: source, threshold: 3}"), [batch]
     )
 
-    assert edges(alerts) == [("firing", 3 * SECOND), ("resolved", 12 * SECOND)]
+    assert status_edges(alerts) == [("firing", 3 * SECOND), ("resolved", 12 * SECOND)]
     assert alerts[0].evidence == {
         "distinct": 3,
         "bound": 3,
@@ -126,43 +118,23 @@ def reference(
     stream: list[tuple[int, str | None]], size: int, threshold: int
 ) -> list[tuple[int, bool]]:
     """Edges of the documented condition at every millisecond."""
-    found: list[tuple[int, bool]] = []
-    active = False
     times = [ts for ts, _ in stream]
-    for t in range(min(times), max(times) + size + 2):
+
+    def holds(t: int) -> bool:
         distinct = {v for ts, v in stream if v is not None and t - size < ts <= t}
-        now = len(distinct) >= threshold
-        if now != active:
-            found.append((t, now))
-            active = now
-    return found
+        return len(distinct) >= threshold
 
-
-@st.composite
-def arrivals(draw: Any) -> tuple[list[tuple[int, str | None]], int, list[list[Event]]]:
-    """Events (ms, user), a lateness, and batches in an arrival order whose
-    disorder stays within that lateness."""
-    user = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"]))
-    stream = draw(
-        st.lists(st.tuples(st.integers(0, 120), user), min_size=1, max_size=20)
-    )
-    lateness = draw(st.integers(0, 20))
-    delays = draw(
-        st.lists(st.integers(0, lateness), min_size=len(stream), max_size=len(stream))
-    )
-    order = sorted(range(len(stream)), key=lambda i: (stream[i][0] + delays[i], i))
-    cuts = sorted(draw(st.sets(st.integers(1, len(stream)), max_size=4)))
-    batches, start = [], 0
-    for cut in [*cuts, len(stream)]:
-        batches.append(
-            [event(stream[i][0] / 1000, user=stream[i][1]) for i in order[start:cut]]
-        )
-        start = cut
-    return stream, lateness, [b for b in batches if b]
+    return changes_of(holds, range(min(times), max(times) + size + 2))
 
 
 @settings(max_examples=80, deadline=None)
-@given(data=arrivals(), size=st.integers(1, 40), threshold=st.integers(1, 4))
+@given(
+    data=field_arrivals(
+        st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d"])), "user"
+    ),
+    size=st.integers(1, 40),
+    threshold=st.integers(1, 4),
+)
 def test_alerts_match_the_reference_for_any_arrival_order(
     data: tuple[list[tuple[int, str | None]], int, list[list[Event]]],
     size: int,
@@ -178,7 +150,7 @@ def test_alerts_match_the_reference_for_any_arrival_order(
 
     alerts = run_rules(text, batches)
 
-    assert sorted(edges(alerts)) == sorted(
+    assert sorted(status_edges(alerts)) == sorted(
         ("firing" if active else "resolved", t * MS)
         for t, active in reference(stream, size, threshold)
     )

@@ -6,49 +6,32 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from detector_harness import (
+    MS,
+    SECOND,
+    config_problems,
+    delivered_within_lateness,
+    edges,
+    quantised,
+    rules_file,
+    source_edges,
+    with_windows,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.alerts import Alert
 from engine.config import parse_config
-from engine.errors import UsageError
 from engine.events import Event
 from engine.testing import event, run_rules
 
-SECOND = 1_000_000
-MS = 1_000
-PLUGINS = (
-    "[engine.plugins.detector_rate_ratio, engine.plugins.window_bucketed, "
-    "engine.plugins.window_tumbling]"
-)
+PLUGINS = with_windows("engine.plugins.detector_rate_ratio")
 
 
 def rules(window: str, detector: str, lateness_ms: int = 0) -> str:
     """A rules file with one rule over ERROR and INFO events, by source."""
-    return f"""
-version: 1
-plugins: {PLUGINS}
-sources: [{{type: memory}}]
-time: {{allowed_lateness: {lateness_ms}ms}}
-rules:
-  - name: R
-    match: {{event_type: [ERROR, INFO]}}
-    group_by: [source]
-    window: {window}
-    detector: {detector}
-"""
-
-
-def edges(alerts: list[Alert]) -> list[tuple[str, str, int | None]]:
-    """Each alert as (source, status, instant of the edge)."""
-    return [
-        (
-            a.labels["source"],
-            a.status,
-            a.starts_at_us if a.status == "firing" else a.ends_at_us,
-        )
-        for a in alerts
-    ]
+    return rules_file(
+        PLUGINS, window, detector, lateness_ms, match="{event_type: [ERROR, INFO]}"
+    )
 
 
 SPIKE = [0, 3, 6, 9, 9.2, 9.4]
@@ -149,12 +132,7 @@ def test_burn_rate_needs_both_windows_above_the_rate() -> None:
 
 def problems_of(detector: str) -> list[tuple[str, str]]:
     """(path, message) of every problem parse_config finds."""
-    try:
-        text = rules("{type: sliding, size: 1h}", detector)
-        parse_config(text.replace("{type: memory}", "{type: generator}"), "<rules>")
-    except UsageError as error:
-        return [(p.path, p.message) for p in error.problems]
-    return []
+    return config_problems(rules("{type: sliding, size: 1h}", detector))
 
 
 def test_options_of_the_other_mode_are_refused() -> None:
@@ -201,15 +179,6 @@ rules:
 
 
 # -- property: the engine against the definition, on a grid of milliseconds --
-
-
-def quantised(ts: int, kind: str, size: int, resolution: int) -> int:
-    """The time at which an event counts in a window of ``size`` (ms)."""
-    if kind == "bucketed":
-        return -(-ts // resolution) * resolution
-    if kind == "tumbling":
-        return (ts // size + 1) * size
-    return ts
 
 
 def window_yaml(kind: str, resolution: int) -> str:
@@ -285,26 +254,12 @@ def arrivals(
             max_size=25,
         )
     )
-    lateness = draw(st.integers(0, 20))
-    delays = draw(
-        st.lists(st.integers(0, lateness), min_size=len(stream), max_size=len(stream))
+    lateness, batches = delivered_within_lateness(
+        draw,
+        stream,
+        lambda item: event(item[0] / 1000, "ERROR" if item[2] else "INFO", item[1]),
     )
-    order = sorted(range(len(stream)), key=lambda i: (stream[i][0] + delays[i], i))
-    cuts = sorted(draw(st.sets(st.integers(1, len(stream)), max_size=4)))
-    batches, start = [], 0
-    for cut in [*cuts, len(stream)]:
-        batches.append(
-            [
-                event(
-                    stream[i][0] / 1000,
-                    "ERROR" if stream[i][2] else "INFO",
-                    stream[i][1],
-                )
-                for i in order[start:cut]
-            ]
-        )
-        start = cut
-    return stream, lateness, [b for b in batches if b]
+    return stream, lateness, batches
 
 
 @settings(max_examples=60, deadline=None)
@@ -359,8 +314,8 @@ def test_alerts_match_the_reference_for_any_arrival_order(
     expected = []
     for source in sorted({s for _, s, _ in stream}):
         own = [(ts, is_error) for ts, s, is_error in stream if s == source]
-        for t, active in reference(own, kind, resolution, short, long, options):
-            expected.append((source, "firing" if active else "resolved", t * MS))
+        changes = reference(own, kind, resolution, short, long, options)
+        expected += source_edges(source, changes)
     assert sorted(edges(alerts)) == sorted(expected)
 
 

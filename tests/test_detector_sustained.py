@@ -4,12 +4,19 @@ below the threshold."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from detector_harness import (
+    SECOND,
+    edges,
+    per_source_edges,
+    quantised,
+    rules_file,
+    source_arrivals,
+    window_yaml,
+    with_windows,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.alerts import Alert
 from engine.components import RuleInfo
 from engine.config import parse_config
 from engine.errors import UsageError
@@ -18,41 +25,13 @@ from engine.plugins.detector_sustained import SustainedDetector
 from engine.plugins.window_sliding import SlidingWindow
 from engine.testing import event, run_rules
 
-SECOND = 1_000_000
-MS = 1_000
 RULE = RuleInfo("R", 0, "<test>")
-PLUGINS = (
-    "[engine.plugins.detector_sustained, engine.plugins.window_bucketed, "
-    "engine.plugins.window_tumbling]"
-)
+PLUGINS = with_windows("engine.plugins.detector_sustained")
 
 
 def rules(window: str, detector: str, lateness_ms: int = 0) -> str:
     """A rules file with one rule grouped by source."""
-    return f"""
-version: 1
-plugins: {PLUGINS}
-sources: [{{type: memory}}]
-time: {{allowed_lateness: {lateness_ms}ms}}
-rules:
-  - name: R
-    match: {{event_type: ERROR}}
-    group_by: [source]
-    window: {window}
-    detector: {detector}
-"""
-
-
-def edges(alerts: list[Alert]) -> list[tuple[str, str, int | None]]:
-    """Each alert as (source, status, instant of the edge)."""
-    return [
-        (
-            a.labels["source"],
-            a.status,
-            a.starts_at_us if a.status == "firing" else a.ends_at_us,
-        )
-        for a in alerts
-    ]
+    return rules_file(PLUGINS, window, detector, lateness_ms)
 
 
 def test_a_short_spike_does_not_fire() -> None:
@@ -169,21 +148,6 @@ def test_for_duration_is_required() -> None:
 # -- property: the engine against the definition, on a grid of milliseconds --
 
 
-def quantised(ts: int, kind: str, size: int, resolution: int) -> int:
-    """The time at which an event counts, for each window type (ms)."""
-    if kind == "bucketed":
-        return -(-ts // resolution) * resolution
-    if kind == "tumbling":
-        return (ts // size + 1) * size
-    return ts
-
-
-def window_yaml(kind: str, size: int, resolution: int) -> str:
-    if kind == "bucketed":
-        return f"{{type: bucketed, size: {size}ms, resolution: {resolution}ms}}"
-    return f"{{type: {kind}, size: {size}ms}}"
-
-
 def reference(
     times: list[int], kind: str, size: int, resolution: int, threshold: int, hold: int
 ) -> list[tuple[int, bool]]:
@@ -201,38 +165,9 @@ def reference(
     return found
 
 
-@st.composite
-def arrivals(draw: Any) -> tuple[list[tuple[int, str]], int, list[list[Event]]]:
-    """Events (ms, source), a lateness, and batches in an arrival order whose
-    disorder stays within that lateness."""
-    stream = draw(
-        st.lists(
-            st.tuples(st.integers(0, 150), st.sampled_from(["web-1", "web-2"])),
-            min_size=1,
-            max_size=25,
-        )
-    )
-    lateness = draw(st.integers(0, 20))
-    delays = draw(
-        st.lists(st.integers(0, lateness), min_size=len(stream), max_size=len(stream))
-    )
-    order = sorted(range(len(stream)), key=lambda i: (stream[i][0] + delays[i], i))
-    cuts = sorted(draw(st.sets(st.integers(1, len(stream)), max_size=4)))
-    batches, start = [], 0
-    for cut in [*cuts, len(stream)]:
-        batches.append(
-            [
-                event(stream[i][0] / 1000, "ERROR", stream[i][1])
-                for i in order[start:cut]
-            ]
-        )
-        start = cut
-    return stream, lateness, [b for b in batches if b]
-
-
 @settings(max_examples=60, deadline=None)
 @given(
-    data=arrivals(),
+    data=source_arrivals(),
     kind=st.sampled_from(["sliding", "bucketed", "tumbling"]),
     resolution=st.integers(1, 10),
     buckets=st.integers(1, 5),
@@ -259,9 +194,7 @@ def test_alerts_match_the_reference_for_any_arrival_order(
         batches,
     )
 
-    expected = []
-    for source in sorted({s for _, s in stream}):
-        times = [ts for ts, s in stream if s == source]
-        for t, active in reference(times, kind, size, resolution, threshold, hold):
-            expected.append((source, "firing" if active else "resolved", t * MS))
+    expected = per_source_edges(
+        stream, lambda times: reference(times, kind, size, resolution, threshold, hold)
+    )
     assert sorted(edges(alerts)) == sorted(expected)

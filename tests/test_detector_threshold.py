@@ -8,48 +8,34 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from detector_harness import (
+    MS,
+    SECOND,
+    changes_of,
+    config_problems,
+    edges,
+    field_arrivals,
+    rules_file,
+    source_edges,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.alerts import Alert
-from engine.config import parse_config
 from engine.errors import UsageError
 from engine.events import Event
 from engine.testing import event, run_rules
-
-SECOND = 1_000_000
-MS = 1_000
 
 
 def rules(
     detector: str, window: str = "{type: sliding, size: 10s}", **more: Any
 ) -> str:
     """A rules file with one rule over ERROR events, by source."""
-    lateness = more.get("lateness_ms", 0)
-    return f"""
-version: 1
-plugins: [engine.plugins.detector_threshold, engine.plugins.window_tumbling]
-sources: [{{type: memory}}]
-time: {{allowed_lateness: {lateness}ms}}
-rules:
-  - name: R
-    match: {{event_type: ERROR}}
-    group_by: [source]
-    window: {window}
-    detector: {detector}
-"""
-
-
-def edges(alerts: list[Alert]) -> list[tuple[str, str, int | None]]:
-    """Each alert as (source, status, instant of the edge)."""
-    return [
-        (
-            a.labels["source"],
-            a.status,
-            a.starts_at_us if a.status == "firing" else a.ends_at_us,
-        )
-        for a in alerts
-    ]
+    return rules_file(
+        "[engine.plugins.detector_threshold, engine.plugins.window_tumbling]",
+        window,
+        detector,
+        more.get("lateness_ms", 0),
+    )
 
 
 def test_average_above_bound_fires_and_resolves_as_values_leave() -> None:
@@ -138,21 +124,12 @@ def test_null_values_are_ignored() -> None:
     assert edges(alerts)[0] == ("web-1", "firing", 3 * SECOND)
 
 
-def problems_of(text: str) -> list[tuple[str, str]]:
-    """(path, message) of every problem parse_config finds."""
-    try:
-        parse_config(text.replace("{type: memory}", "{type: generator}"), "<rules>")
-    except UsageError as error:
-        return [(p.path, p.message) for p in error.problems]
-    return []
-
-
 def test_aggregate_and_percentile_are_exclusive() -> None:
     """Giving both, or neither, is refused."""
-    both = problems_of(
+    both = config_problems(
         rules("{type: threshold, aggregate: max, percentile: 0.5, op: '>', value: 1}")
     )
-    neither = problems_of(rules("{type: threshold, op: '>', value: 1}"))
+    neither = config_problems(rules("{type: threshold, op: '>', value: 1}"))
 
     assert both and "exactly one" in both[0][1]
     assert neither and "exactly one" in neither[0][1]
@@ -175,7 +152,7 @@ def test_check_rule_refuses_a_window_other_than_sliding() -> None:
 
 def test_validation_refuses_threshold_over_a_tumbling_window() -> None:
     """parse_config reports rules[0].window.type for threshold over tumbling."""
-    found = problems_of(
+    found = config_problems(
         rules(
             "{type: threshold, aggregate: max, op: '>', value: 1}",
             "{type: tumbling, size: 1m}",
@@ -218,50 +195,25 @@ def reference(
     stream: list[tuple[int, float | None]], size: int, name: str, op: str, bound: float
 ) -> list[tuple[int, bool]]:
     """Edges of the documented condition at every millisecond."""
-    found: list[tuple[int, bool]] = []
-    active = False
     times = [ts for ts, _ in stream]
-    for t in range(min(times), max(times) + size + 2):
+
+    def holds(t: int) -> bool:
         values = [
             Fraction(str(v)) for ts, v in stream if v is not None and t - size < ts <= t
         ]
-        now = bool(values) and COMPARE[op](
+        return bool(values) and COMPARE[op](
             aggregate(name, values), Fraction(str(bound))
         )
-        if now != active:
-            found.append((t, now))
-            active = now
-    return found
 
-
-@st.composite
-def arrivals(
-    draw: Any,
-) -> tuple[list[tuple[int, float | None]], int, list[list[Event]]]:
-    """Events (ms, value), a lateness, and batches in an arrival order whose
-    disorder stays within that lateness."""
-    value = st.one_of(st.none(), st.integers(-3, 6), st.sampled_from([0.5, 2.5, 0.1]))
-    stream = draw(
-        st.lists(st.tuples(st.integers(0, 120), value), min_size=1, max_size=20)
-    )
-    lateness = draw(st.integers(0, 20))
-    delays = draw(
-        st.lists(st.integers(0, lateness), min_size=len(stream), max_size=len(stream))
-    )
-    order = sorted(range(len(stream)), key=lambda i: (stream[i][0] + delays[i], i))
-    cuts = sorted(draw(st.sets(st.integers(1, len(stream)), max_size=4)))
-    batches, start = [], 0
-    for cut in [*cuts, len(stream)]:
-        batches.append(
-            [event(stream[i][0] / 1000, value=stream[i][1]) for i in order[start:cut]]
-        )
-        start = cut
-    return stream, lateness, [b for b in batches if b]
+    return changes_of(holds, range(min(times), max(times) + size + 2))
 
 
 @settings(max_examples=80, deadline=None)
 @given(
-    data=arrivals(),
+    data=field_arrivals(
+        st.one_of(st.none(), st.integers(-3, 6), st.sampled_from([0.5, 2.5, 0.1])),
+        "value",
+    ),
     size=st.integers(1, 40),
     name=st.sampled_from(AGGREGATES),
     op=st.sampled_from(list(COMPARE)),
@@ -285,10 +237,7 @@ def test_alerts_match_the_reference_for_any_arrival_order(
 
     alerts = run_rules(text, batches)
 
-    expected = [
-        ("web-1", "firing" if active else "resolved", t * MS)
-        for t, active in reference(stream, size, name, op, bound)
-    ]
+    expected = source_edges("web-1", reference(stream, size, name, op, bound))
     assert sorted(edges(alerts)) == sorted(expected)
 
 

@@ -3,6 +3,17 @@
 
 from __future__ import annotations
 
+from random import Random
+
+from detector_harness import (
+    MS,
+    SECOND,
+    add_shuffled,
+    changes_of,
+    run_in_two_batches,
+    status_edges,
+    walk,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,24 +23,12 @@ from engine.errors import UsageError
 from engine.plugins.window_bucketed import BucketedWindow, BucketedWindowState
 from engine.testing import event, run_rules
 
-SECOND = 1_000_000
-MS = 1_000
 RULE = RuleInfo("R", 0, "<test>")
 
 
 def window(size: str = "10s", resolution: str = "1s") -> BucketedWindow:
     """A bucketed window with the given options."""
     return BucketedWindow({"size": size, "resolution": resolution}, RULE)
-
-
-def walk(state: BucketedWindowState) -> list[tuple[int, int]]:
-    """Every (instant, count) the state goes through while nothing arrives."""
-    seen = []
-    instant = state.next_change()
-    while instant is not None:
-        seen.append((instant, state.move_to(instant)))
-        instant = state.next_change()
-    return seen
 
 
 def test_event_counts_from_the_end_of_its_bucket() -> None:
@@ -154,16 +153,13 @@ def reference_count(times: list[int], size: int, resolution: int, t: int) -> int
     order=st.randoms(use_true_random=False),
 )
 def test_walk_matches_the_rounded_reference(
-    times: list[int], size_buckets: int, resolution: int, order: object
+    times: list[int], size_buckets: int, resolution: int, order: Random
 ) -> None:
     """Walked counts equal the reference at every instant, and the count never
     changes between two walked instants."""
     size = size_buckets * resolution
     state = BucketedWindowState(size, resolution)
-    shuffled = list(times)
-    order.shuffle(shuffled)  # type: ignore[attr-defined]
-    for ts in shuffled:
-        state.add(ts)
+    add_shuffled(state, times, order)
 
     walked = walk(state)
 
@@ -201,18 +197,11 @@ rules:
     window: {{type: bucketed, size: {size}ms, resolution: {resolution}ms}}
     detector: {{type: burst, threshold: {threshold}}}
 """
-    ordered = sorted(times)
-    batches = [ordered[:cut], ordered[cut:]]
-    alerts = run_rules(rules, [[event(t / 1000) for t in b] for b in batches if b])
+    alerts = run_in_two_batches(rules, times, cut)
 
-    expected, active = [], False
-    for t in range(0, max(times) + 2 * size + 2):
-        now = reference_count(times, size, resolution, t) >= threshold
-        if now != active:
-            expected.append(("firing" if now else "resolved", t * MS))
-            active = now
-    found = [
-        (a.status, a.starts_at_us if a.status == "firing" else a.ends_at_us)
-        for a in alerts
-    ]
-    assert found == expected
+    changes = changes_of(
+        lambda t: reference_count(times, size, resolution, t) >= threshold,
+        range(0, max(times) + 2 * size + 2),
+    )
+    expected = [("firing" if now else "resolved", t * MS) for t, now in changes]
+    assert status_edges(alerts) == expected

@@ -3,6 +3,17 @@ is the group's count from ``(k+1)*size`` until the next window ends."""
 
 from __future__ import annotations
 
+from random import Random
+
+from detector_harness import (
+    MS,
+    SECOND,
+    add_shuffled,
+    changes_of,
+    run_in_two_batches,
+    status_edges,
+    walk,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,19 +21,7 @@ from engine.components import RuleInfo
 from engine.plugins.window_tumbling import TumblingWindow, TumblingWindowState
 from engine.testing import event, run_rules
 
-SECOND = 1_000_000
-MS = 1_000
 RULE = RuleInfo("R", 0, "<test>")
-
-
-def walk(state: TumblingWindowState) -> list[tuple[int, int]]:
-    """Every (instant, count) the state goes through while nothing arrives."""
-    seen = []
-    instant = state.next_change()
-    while instant is not None:
-        seen.append((instant, state.move_to(instant)))
-        instant = state.next_change()
-    return seen
 
 
 def test_count_of_a_window_appears_at_its_end_for_one_window() -> None:
@@ -118,15 +117,12 @@ def reference_count(times: list[int], size: int, t: int) -> int:
     order=st.randoms(use_true_random=False),
 )
 def test_walk_matches_the_window_reference(
-    times: list[int], size: int, order: object
+    times: list[int], size: int, order: Random
 ) -> None:
     """Walked counts equal the reference at every instant, and the count never
     changes between two walked instants."""
     state = TumblingWindowState(size)
-    shuffled = list(times)
-    order.shuffle(shuffled)  # type: ignore[attr-defined]
-    for ts in shuffled:
-        state.add(ts)
+    add_shuffled(state, times, order)
 
     walked = walk(state)
 
@@ -161,18 +157,11 @@ rules:
     window: {{type: tumbling, size: {size}ms}}
     detector: {{type: burst, threshold: {threshold}}}
 """
-    ordered = sorted(times)
-    batches = [ordered[:cut], ordered[cut:]]
-    alerts = run_rules(rules, [[event(t / 1000) for t in b] for b in batches if b])
+    alerts = run_in_two_batches(rules, times, cut)
 
-    expected, active = [], False
-    for t in range(0, max(times) + 2 * size + 2):
-        now = reference_count(times, size, t) >= threshold
-        if now != active:
-            expected.append(("firing" if now else "resolved", t * MS))
-            active = now
-    found = [
-        (a.status, a.starts_at_us if a.status == "firing" else a.ends_at_us)
-        for a in alerts
-    ]
-    assert found == expected
+    changes = changes_of(
+        lambda t: reference_count(times, size, t) >= threshold,
+        range(0, max(times) + 2 * size + 2),
+    )
+    expected = [("firing" if now else "resolved", t * MS) for t, now in changes]
+    assert status_edges(alerts) == expected
