@@ -27,8 +27,9 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from engine.alerts import Alert
@@ -43,7 +44,7 @@ from engine.ingest import QUEUE_BATCHES, Batch, Item, SourceDone, SourceThread
 from engine.plugin_manager import Registry
 from engine.rule_runner import RuleRunner, TimedAlert
 from engine.schema import CORE_SINK_OPTIONS
-from engine.state import StateKeeper, rules_data, sinks_data
+from engine.state import Checkpointer, StateKeeper
 from engine.stats import LiveCounters, RunSummary, count_types, sources_of
 from engine.templates import placeholders
 from engine.timeutil import (
@@ -51,7 +52,6 @@ from engine.timeutil import (
     EPOCH,
     US_PER_SECOND,
     datetime_to_us,
-    format_timestamp,
 )
 
 log = logging.getLogger(__name__)
@@ -82,44 +82,71 @@ class Engine:
         self.clock = clock or SystemClock()
         # Read the snapshot before connecting to anything: a damaged one
         # stops the run before a broker hands over a single message.
-        self.state = (
+        keeper = (
             StateKeeper(config.state, config.path) if config.state is not None else None
         )
-        saved = self.state.load() if self.state is not None else None
+        saved = keeper.load() if keeper is not None else None
         self.stopping = threading.Event()
         self.summary = RunSummary()
         self.runners = [RuleRunner(rule, registry) for rule in config.rules]
         if saved is not None:
-            assert self.state is not None
-            self.state.restore_rules(saved, self.runners)
-        self.sources = [self._build_source(i, c) for i, c in enumerate(config.sources)]
+            assert keeper is not None
+            keeper.restore_rules(saved, self.runners)
+        self.sources: list[Source] = []
         #: Every sink behind a queue of its own, with its send_resolved.
-        self.sinks: list[tuple[DeliveryQueue, bool]] = [
-            self._build_sink(i, c) for i, c in enumerate(config.sinks)
-        ]
-        self.sinks += [
-            (DeliveryQueue(s, type(s).__name__, clock=self.clock), True)
-            for s in extra_sinks
-        ]
-        self.decoder = EventDecoder(keep_metadata=_reads_metadata(self.runners))
-        self._routes, self._unrouted = _route_table(self.runners)
-        self.dead_letter = (
-            DeadLetterFile(config.dead_letter) if config.dead_letter else None
-        )
-        self.counters = LiveCounters(config.counters.window_us, config.counters.top)
-        self._live_counting = self._counters_wanted()
+        self.sinks: list[tuple[DeliveryQueue, bool]] = []
+        self.dead_letter: DeadLetterFile | None = None
+        self.checkpointer: Checkpointer | None = None
         self.watermark_us = -END_OF_TIME
         self._max_seen_us = -END_OF_TIME
+        try:
+            self._build_components(extra_sinks)
+            if keeper is not None:
+                self.checkpointer = self._checkpointer(keeper)
+            if saved is not None:
+                assert self.checkpointer is not None
+                restored = self.checkpointer.restore(saved)
+                self.watermark_us, self._max_seen_us = restored
+        except BaseException:
+            # Open files, broker connections and sink threads would outlive
+            # an engine that never runs.
+            self._close_built()
+            raise
+        self.decoder = EventDecoder(keep_metadata=_reads_metadata(self.runners))
+        self._routes, self._unrouted = _route_table(self.runners)
+        self.counters = LiveCounters(config.counters.window_us, config.counters.top)
+        self._live_counting = self._counters_wanted()
         self._last_arrival_us: int | None = None
         self._pending_warnings: Counter[str] = Counter()
         self._last_warning_us = 0
         self._next_counters_us = 0
-        self._next_snapshot_us = 0
-        self._changed_since_snapshot = False
-        if saved is not None:
-            self._restore(saved)
 
     # -- building -------------------------------------------------------------
+
+    def _build_components(self, extra_sinks: Sequence[Sink]) -> None:
+        """Build sources, sinks and the dead-letter file into the engine one
+        by one, so that a failure leaves what was built for
+        :meth:`_close_built`."""
+        for index, component in enumerate(self.config.sources):
+            self.sources.append(self._build_source(index, component))
+        for index, component in enumerate(self.config.sinks):
+            self.sinks.append(self._build_sink(index, component))
+        for sink in extra_sinks:
+            delivery = DeliveryQueue(sink, type(sink).__name__, clock=self.clock)
+            self.sinks.append((delivery, True))
+        if self.config.dead_letter:
+            self.dead_letter = DeadLetterFile(self.config.dead_letter)
+
+    def _checkpointer(self, keeper: StateKeeper) -> Checkpointer:
+        return Checkpointer(
+            keeper,
+            self.clock,
+            runners=self.runners,
+            sinks=[delivery for delivery, _ in self.sinks],
+            sources=self.sources,
+            configs=self.config.sources,
+            commit=self._commit_position,
+        )
 
     def _context(self, component: ComponentConfig) -> RuntimeContext:
         return RuntimeContext(
@@ -145,13 +172,17 @@ class Engine:
         except OSError as error:
             raise UsageError(f"{component.where}: {error.strerror or error}") from error
         dead_letter = given.get("dead_letter")
-        delivery = DeliveryQueue(
-            sink,
-            f"sinks[{index}] ({component.type})",
-            given.get("max_pending", DEFAULT_MAX_PENDING),
-            self.config.base_dir / dead_letter if dead_letter else None,
-            clock=self.clock,
-        )
+        try:
+            delivery = DeliveryQueue(
+                sink,
+                f"sinks[{index}] ({component.type})",
+                given.get("max_pending", DEFAULT_MAX_PENDING),
+                self.config.base_dir / dead_letter if dead_letter else None,
+                clock=self.clock,
+            )
+        except BaseException:
+            _close_quietly(sink.close, component.where)
+            raise
         return delivery, given.get("send_resolved", cls.send_resolved_default)
 
     def _counters_wanted(self) -> bool:
@@ -182,9 +213,8 @@ class Engine:
         self.registry.plugin_manager.hook.engine_startup(config=self.config)
         self._live_counting = self._counters_wanted()
         frozen = _freeze_start_up_objects()
-        if self.state is not None:
-            self.state.resend([delivery for delivery, _ in self.sinks])
-            self._next_snapshot_us = self.clock.monotonic_us() + self.state.interval_us
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         for thread in threads:
             thread.start()
         try:
@@ -195,8 +225,10 @@ class Engine:
                 self._advance(END_OF_TIME)
             else:
                 self._drain(items, threads)
-            if self.state is not None:
-                self._final_snapshot()
+            if self.checkpointer is not None:
+                self.checkpointer.save_final(
+                    self.watermark_us, self._max_seen_us, SINK_CLOSE_SECONDS
+                )
         finally:
             self._close()
             for runner in self.runners:
@@ -251,16 +283,11 @@ class Engine:
             if isinstance(item, Batch):
                 self._process(item)
                 self._commit(item)
-                if self.state is not None:
-                    self._snapshot_if_due()
+                self._snapshot_if_due()
         self._tick()
 
     def _close(self) -> None:
-        for index, source in enumerate(self.sources):
-            try:
-                source.close()
-            except Exception:
-                log.exception("closing %s failed", self.config.sources[index].where)
+        self._close_sources()
         for delivery, _ in self.sinks:
             delivery.close(SINK_CLOSE_SECONDS)
             counts = delivery.counts()
@@ -270,6 +297,18 @@ class Engine:
         if self.dead_letter is not None:
             self.dead_letter.close()
 
+    def _close_sources(self) -> None:
+        for index, source in enumerate(self.sources):
+            _close_quietly(source.close, self.config.sources[index].where)
+
+    def _close_built(self) -> None:
+        """Close what a failed start built; its error is the one to report."""
+        self._close_sources()
+        for delivery, _ in self.sinks:
+            _close_quietly(partial(delivery.close, SINK_CLOSE_SECONDS), delivery.name)
+        if self.dead_letter is not None:
+            _close_quietly(self.dead_letter.close, "dead_letter")
+
     # -- one batch -------------------------------------------------------------
 
     def _commit(self, batch: Batch) -> None:
@@ -278,13 +317,10 @@ class Engine:
         state then lives in memory only, and a crash loses it whatever is
         acknowledged); with ``state:``, only after the next snapshot holds
         the batch's effects."""
-        self._changed_since_snapshot = True
-        if batch.position is None:
-            return
-        if self.state is None:
+        if self.checkpointer is not None:
+            self.checkpointer.processed(batch.source_index, batch.position)
+        elif batch.position is not None:
             self._commit_position(batch.source_index, batch.position)
-        else:
-            self.state.processed(batch.source_index, batch.position)
 
     def _commit_position(self, index: int, position: Any) -> None:
         try:
@@ -426,8 +462,7 @@ class Engine:
             self._advance_if_idle(now_us)
         self._report_counters(now_us)
         self._flush_warnings()
-        if self.state is not None:
-            self._snapshot_if_due()
+        self._snapshot_if_due()
 
     def _advance_if_idle(self, now_us: int) -> None:
         idle_timeout = self.config.time.idle_timeout_us
@@ -442,7 +477,6 @@ class Engine:
         if watermark_us <= self.watermark_us:
             return
         self.watermark_us = watermark_us
-        self._changed_since_snapshot = True
         timed: list[TimedAlert] = []
         for runner in self.runners:
             timed += runner.advance(watermark_us)
@@ -454,60 +488,9 @@ class Engine:
     # -- state ------------------------------------------------------------------
 
     def _snapshot_if_due(self) -> None:
-        assert self.state is not None
-        now_us = self.clock.monotonic_us()
-        if now_us < self._next_snapshot_us or not self._changed_since_snapshot:
-            return
-        self._next_snapshot_us = now_us + self.state.interval_us
-        self._snapshot()
-
-    def _final_snapshot(self) -> None:
-        """At shutdown, once the sinks delivered what they could: what is
-        still undelivered goes into the snapshot and is sent after a restart
-        (delivered alerts would otherwise be sent twice)."""
-        if not self.wait_delivered(SINK_CLOSE_SECONDS):
-            log.warning("some alerts are not delivered yet; the snapshot keeps them")
-        if self._snapshot():
-            assert self.state is not None
-            log.info("state saved to %s", self.state.path)
-
-    def _snapshot(self) -> bool:
-        """Write a snapshot of everything processed so far, then commit the
-        sources' positions it covers; False when it could not be written."""
-        assert self.state is not None
-        data = {
-            "written_at": format_timestamp(self.clock.now_us()),
-            "watermark_us": self.watermark_us,
-            "max_seen_us": self._max_seen_us,
-            "rules": rules_data(self.runners),
-            "sinks": sinks_data([delivery for delivery, _ in self.sinks]),
-        }
-        try:
-            positions = self.state.write(data, self.sources, self.config.sources)
-        except (OSError, TypeError, ValueError):
-            # The positions stay uncommitted: a broker delivers the messages
-            # again after a restart, nothing is lost.
-            log.exception("writing the state snapshot to %s failed", self.state.path)
-            return False
-        self._changed_since_snapshot = False
-        for index, position in positions.items():
-            self._commit_position(index, position)
-        return True
-
-    def _restore(self, saved: Mapping[str, Any]) -> None:
-        """Take back the rest of a snapshot (the rules' state is back already),
-        before any source reads: the watermark and where each source resumes;
-        the undelivered alerts are sent again when the run starts."""
-        assert self.state is not None
-        self.watermark_us = saved["watermark_us"]
-        self._max_seen_us = saved["max_seen_us"]
-        self.state.restore_sources(saved, self.sources, self.config.sources)
-        self.state.restore_alerts(saved)
-        log.info(
-            "state restored from %s (written at %s)",
-            self.state.path,
-            saved.get("written_at"),
-        )
+        """Between batches: a snapshot, when ``state:`` asks for one now."""
+        if self.checkpointer is not None:
+            self.checkpointer.save_if_due(self.watermark_us, self._max_seen_us)
 
     # -- output ---------------------------------------------------------------
 
@@ -549,6 +532,15 @@ class Engine:
         )
         log.warning("set aside events: %s%s", details, where)
         self._pending_warnings.clear()
+
+
+def _close_quietly(close: Callable[[], None], where: str) -> None:
+    """Close one component, logging instead of raising: the others must be
+    closed too."""
+    try:
+        close()
+    except Exception:
+        log.exception("closing %s failed", where)
 
 
 def _freeze_start_up_objects() -> bool:

@@ -3,9 +3,10 @@
 A snapshot is one JSON file holding, for a position P of every source, the
 effects of every batch up to P: each rule's detector states, exemplars,
 undecided events and alert lifecycle, the watermark, each source's
-checkpoint, and the alerts not yet delivered to each sink. The runtime
-writes it through a :class:`StateKeeper` and only then commits P to the
-sources, so a broker never forgets a message whose effects are not on disk.
+checkpoint, and the alerts not yet delivered to each sink. The runtime's
+:class:`Checkpointer` decides when to write one, writes it through a
+:class:`StateKeeper` and only then commits P to the sources, so a broker
+never forgets a message whose effects are not on disk.
 
 Writing is atomic: a temporary file in the same folder is written, flushed
 and synced, then renamed over the old snapshot, and the folder is synced,
@@ -31,15 +32,17 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.alerts import Alert
+from engine.clock import Clock
 from engine.components import Source
 from engine.config import ComponentConfig, RuleConfig, StateConfig
 from engine.errors import UsageError
 from engine.events import Event
+from engine.timeutil import END_OF_TIME, format_timestamp
 
 if TYPE_CHECKING:
     from engine.delivery import DeliveryQueue
@@ -253,9 +256,10 @@ class StateKeeper:
     """The snapshots of one run: what to restore at start, the positions
     processed since, and what goes into the next snapshot.
 
-    The runtime owns the timing (between batches, at most once per
-    interval, and at shutdown) and commits to the sources the positions
-    that :meth:`write` hands back, once the snapshot holding them is safe.
+    The :class:`Checkpointer` owns the timing (between batches, at most
+    once per interval, and at shutdown) and commits to the sources the
+    positions that :meth:`write` hands back, once the snapshot holding them
+    is safe.
     """
 
     def __init__(self, config: StateConfig, rules_file: str) -> None:
@@ -412,3 +416,114 @@ def sinks_data(sinks: Sequence[DeliveryQueue]) -> list[dict[str, Any]]:
         {"name": d.name, "pending": [a.to_record() for a in d.pending_alerts()]}
         for d in sinks
     ]
+
+
+# -- the run loop's side --------------------------------------------------------------
+
+
+class Checkpointer:
+    """When the run loop writes snapshots, what goes in them, and which
+    sources' positions are committed once they are written.
+
+    The runtime calls it between batches only, never per event: it notes
+    each processed batch (:meth:`processed`), offers a snapshot at each
+    tick (:meth:`save_if_due`) and takes the last one at shutdown
+    (:meth:`save_final`). The watermark stays the runtime's, which hands it
+    over with each call.
+    """
+
+    def __init__(
+        self,
+        keeper: StateKeeper,
+        clock: Clock,
+        *,
+        runners: Sequence[RuleRunner],
+        sinks: Sequence[DeliveryQueue],
+        sources: Sequence[Source],
+        configs: Sequence[ComponentConfig],
+        commit: Callable[[int, Any], None],
+    ) -> None:
+        self.keeper = keeper
+        self.clock = clock
+        self.runners = runners
+        self.sinks = sinks
+        self.sources = sources
+        self.configs = configs
+        self._commit = commit
+        #: Whether a batch was processed since the last snapshot, and the
+        #: watermark that snapshot holds: the watermark only moves forward,
+        #: so a different one means it moved since.
+        self._processed_since = False
+        self._saved_watermark_us = -END_OF_TIME
+        self._next_us = 0
+
+    def restore(self, saved: Mapping[str, Any]) -> tuple[int, int]:
+        """Take back the rest of a snapshot (the rules' state is back
+        already), before any source reads: where each source resumes, and the
+        undelivered alerts, sent again by :meth:`start`. Returns the
+        watermark and the newest event time seen, in microseconds."""
+        self.keeper.restore_sources(saved, self.sources, self.configs)
+        self.keeper.restore_alerts(saved)
+        self._saved_watermark_us = saved["watermark_us"]
+        log.info(
+            "state restored from %s (written at %s)",
+            self.keeper.path,
+            saved.get("written_at"),
+        )
+        return saved["watermark_us"], saved["max_seen_us"]
+
+    def start(self) -> None:
+        """The run starts: send the restored alerts again and count the first
+        interval from now."""
+        self.keeper.resend(self.sinks)
+        self._next_us = self.clock.monotonic_us() + self.keeper.interval_us
+
+    def processed(self, index: int, position: Any) -> None:
+        """A batch of source ``index`` is processed; it ends at ``position``
+        (None when the source has no positions)."""
+        self._processed_since = True
+        if position is not None:
+            self.keeper.processed(index, position)
+
+    def save_if_due(self, watermark_us: int, max_seen_us: int) -> None:
+        """Write a snapshot when the interval has passed and something
+        changed since the last one."""
+        now_us = self.clock.monotonic_us()
+        changed = self._processed_since or watermark_us != self._saved_watermark_us
+        if now_us < self._next_us or not changed:
+            return
+        self._next_us = now_us + self.keeper.interval_us
+        self.save(watermark_us, max_seen_us)
+
+    def save_final(self, watermark_us: int, max_seen_us: int, wait_s: float) -> None:
+        """At shutdown, once the sinks delivered what they could within
+        ``wait_s``: what is still undelivered goes into the snapshot and is
+        sent after a restart (delivered alerts would otherwise be sent
+        twice)."""
+        if not all(delivery.wait_idle(wait_s) for delivery in self.sinks):
+            log.warning("some alerts are not delivered yet; the snapshot keeps them")
+        if self.save(watermark_us, max_seen_us):
+            log.info("state saved to %s", self.keeper.path)
+
+    def save(self, watermark_us: int, max_seen_us: int) -> bool:
+        """Write a snapshot of everything processed so far, then commit the
+        sources' positions it covers; False when it could not be written."""
+        data = {
+            "written_at": format_timestamp(self.clock.now_us()),
+            "watermark_us": watermark_us,
+            "max_seen_us": max_seen_us,
+            "rules": rules_data(self.runners),
+            "sinks": sinks_data(self.sinks),
+        }
+        try:
+            positions = self.keeper.write(data, self.sources, self.configs)
+        except (OSError, TypeError, ValueError):
+            # The positions stay uncommitted: a broker delivers the messages
+            # again after a restart, nothing is lost.
+            log.exception("writing the state snapshot to %s failed", self.keeper.path)
+            return False
+        self._processed_since = False
+        self._saved_watermark_us = watermark_us
+        for index, position in positions.items():
+            self._commit(index, position)
+        return True

@@ -70,6 +70,9 @@ class JsonlSource(Source):
             None if speed == "max" else (1.0 if speed == "realtime" else float(speed))
         )
         self._offset = 0
+        #: With pacing, the offset just past the last line yielded: a block
+        #: may go out in parts, and a stop can come between them.
+        self._yielded_offset: int | None = None
         self._file: IO[bytes] = self._open()
         self._stdin_fd = self._fd_of_stdin() if self.path == "-" else None
         self._timestamps = msgspec.json.Decoder(_Timestamp)
@@ -80,6 +83,8 @@ class JsonlSource(Source):
         return self.context.resolve(self.path).open("rb")
 
     def position(self) -> int:
+        if self._yielded_offset is not None:
+            return self._yielded_offset
         return self._offset
 
     def resume_after(self, checkpoint: Any) -> None:
@@ -201,7 +206,12 @@ class JsonlSource(Source):
         clock = self.context.clock
         first_event_us: int | None = None
         started_us = 0
+        block_start = self._offset
         for batch in batches:
+            # Each line took its bytes and a newline, except an unterminated
+            # last line: the block's end caps the running sum.
+            block_end = self._offset
+            offset = block_start
             ready: list[bytes] = []
             for line in batch:
                 event_us = self._event_time(line)
@@ -212,13 +222,17 @@ class JsonlSource(Source):
                     wait_us = due_us - clock.monotonic_us()
                     if wait_us > 0:
                         if ready:
+                            self._yielded_offset = offset
                             yield ready
                             ready = []
                         self._sleep(wait_us)
                         if self.context.stopping.is_set():
                             return
                 ready.append(line)
+                offset = min(offset + len(line) + 1, block_end)
+            self._yielded_offset = block_end
             yield ready
+            block_start = block_end
 
     def _sleep(self, duration_us: int) -> None:
         # Sleep in slices so that a stop request is noticed quickly.

@@ -4,17 +4,22 @@ idleness, bad events, sink failures and alert hooks."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+
+import pytest
 
 from engine.alerts import Alert
 from engine.clock import SimulatedClock
 from engine.components import Sink, Source
 from engine.config import parse_config
+from engine.errors import UsageError
 from engine.events import Event, event_to_json_dict
 from engine.hookspecs import hookimpl
 from engine.ingest import Batch
+from engine.plugins.source_jsonl import JsonlSource
 from engine.runtime import Engine
 from engine.stats import RunSummary
 from engine.testing import (
@@ -531,3 +536,89 @@ def test_a_failed_source_is_reported_and_not_taken_for_the_end_of_input() -> Non
     assert "sources[0] (broken)" in summary.failed_sources[0]
     assert "failed sources:" in summary.render()
     assert [a.status for a in sink.alerts] == ["firing"]
+
+
+# -- a start that fails ----------------------------------------------------------
+
+
+class ClosingJsonlSource(JsonlSource):
+    """Source ``jsonl`` that keeps every instance built, to see it closed."""
+
+    type_name: ClassVar[str] = "recorded_jsonl"
+    built: ClassVar[list[ClosingJsonlSource]] = []
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.closed = False
+        ClosingJsonlSource.built.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+class UnreachableSink(Sink):
+    """A sink whose connection fails while it is built."""
+
+    type_name: ClassVar[str] = "unreachable"
+
+    def __init__(self, *args: Any) -> None:
+        raise OSError("connection refused")
+
+    def send(self, alert: Alert) -> None:
+        raise AssertionError("never built, never sent to")
+
+
+class StartFailurePlugin:
+    @hookimpl
+    def engine_register_sources(self) -> list[type[Source]]:
+        return [ClosingJsonlSource]
+
+    @hookimpl
+    def engine_register_sinks(self) -> list[type[Sink]]:
+        return [UnreachableSink]
+
+
+def test_a_sink_failing_to_build_closes_the_sources_already_built(
+    tmp_path: Path,
+) -> None:
+    """When a sink cannot be built, the engine is not built either, and the
+    file its jsonl source had opened is closed."""
+    (tmp_path / "events.jsonl").write_text("")
+    text = rules(sinks="[{type: unreachable}]").replace(
+        "{type: memory}", "{type: recorded_jsonl, path: events.jsonl}"
+    )
+    config, registry = parse_config(
+        text, "<test rules>", tmp_path, extra_plugins=(StartFailurePlugin(),)
+    )
+    ClosingJsonlSource.built.clear()
+
+    with pytest.raises(UsageError, match="connection refused"):
+        Engine(config, registry, clock=SimulatedClock())
+
+    [source] = ClosingJsonlSource.built
+    assert source.closed
+    assert source._file.closed
+
+
+def test_a_dead_letter_file_failing_to_open_closes_the_sinks_already_built(
+    tmp_path: Path,
+) -> None:
+    """When the dead-letter file cannot be opened, every sink built before it
+    is closed and its delivery thread ends."""
+    text = (
+        rules(sinks="[{type: jsonl, path: alerts.jsonl}]")
+        + "dead_letter: {path: no/such/bad.jsonl}\n"
+    )
+    config, registry = parse_config(
+        text, "<test rules>", tmp_path, extra_plugins=(MemoryPlugin([]),)
+    )
+    extra = CapturingSink()
+    before = set(threading.enumerate())
+
+    with pytest.raises(UsageError, match="dead_letter"):
+        Engine(config, registry, clock=SimulatedClock(), extra_sinks=[extra])
+
+    assert extra.closed
+    started = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in started if t.is_alive()] == []

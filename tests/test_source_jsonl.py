@@ -272,6 +272,41 @@ def test_pacing_stops_mid_sleep_when_the_engine_is_stopping(tmp_path: Path) -> N
     source.close()
 
 
+def test_paced_position_stops_after_the_last_line_yielded(tmp_path: Path) -> None:
+    """When a stop ends a paced replay inside a block, position() is the end
+    of the last line handed over, so the lines held back are read again."""
+    lines = [event_line(0.0), event_line(1.0), event_line(3600.0)]
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    clock = SimulatedClock(START_US)
+    source = make_source(tmp_path, clock, speed="realtime")
+    batches = source.batches()
+
+    assert next(batches) == [lines[0]]
+    assert source.position() == len(lines[0]) + 1
+    assert next(batches) == [lines[1]]
+    source.context.stopping.set()
+
+    assert all_lines(batches) == []
+    assert source.position() == len(lines[0]) + 1 + len(lines[1]) + 1
+    source.close()
+
+
+def test_paced_position_reaches_the_end_of_an_unterminated_file(
+    tmp_path: Path,
+) -> None:
+    """A paced replay that reads everything ends at the file's size, even when
+    the last line has no newline."""
+    lines = [event_line(0.0), event_line(2.0), event_line(2.0)]
+    data = b"\n".join(lines)
+    (tmp_path / "events.jsonl").write_bytes(data)
+    clock = SimulatedClock(START_US)
+    source = make_source(tmp_path, clock, speed="realtime")
+
+    assert all_lines(source.batches()) == lines
+    assert source.position() == len(data)
+    source.close()
+
+
 def test_max_speed_does_not_touch_the_clock(tmp_path: Path) -> None:
     """The default speed reads as fast as it can: no simulated time passes."""
     lines = [event_line(0.0), event_line(100.0)]
