@@ -152,7 +152,7 @@ class RunSummary:
         lines = [
             (
                 f"summary: {self.events} events in {seconds:.1f}s, "
-                f"{sum(self.alerts.values())} alert notifications, "
+                f"{_count(sum(self.alerts.values()), 'alert notification')}, "
                 f"{self.late_dropped} late dropped, "
                 f"{sum(self.bad_by_reason.values())} bad"
             ),
@@ -195,6 +195,10 @@ class RunSummary:
             )
             or "none"
         )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _pairs(pairs: Iterable[tuple[str, int]]) -> str:

@@ -212,3 +212,11 @@ def test_empty_summary_says_none() -> None:
 
     assert "0 events" in text
     assert text.count("none") == 3
+
+
+def test_summary_says_one_alert_notification_in_the_singular() -> None:
+    """One notification is not written as "1 alert notifications"."""
+    summary = RunSummary()
+    summary.alerts[("ERROR_BURST", "firing")] += 1
+
+    assert "1 alert notification," in summary.render()
