@@ -25,22 +25,23 @@ from engine.hookspecs import hookimpl
 from engine.matching import field_getter
 from engine.timeutil import format_duration
 
-from .detector_support import NEVER, InstantWalker, TimedValues
+from .detector_support import ValueWindowState
 
-SNAPSHOT_VERSION = 1
 #: How many of the distinct values the evidence shows.
 EXAMPLES = 5
 
 
-class CardinalityState(InstantWalker):
+class CardinalityState(ValueWindowState):
+    kind = "cardinality"
+
     def __init__(self, detector: CardinalityDetector) -> None:
         self.detector = detector
         #: distinct value -> how many events in the window carry it.
         self.seen: dict[Hashable, int] = {}
-        self.store = TimedValues(detector.window.size_us, self._join, self._leave)
-        self.windows = (self.store,)
-        self.now_us = NEVER
-        self.active = False
+        super().__init__(detector.window.size_us)
+
+    def _value(self, event: Event) -> Hashable:
+        return self.detector.read(event)
 
     def _join(self, value: Hashable) -> None:
         self.seen[value] = self.seen.get(value, 0) + 1
@@ -52,33 +53,11 @@ class CardinalityState(InstantWalker):
         else:
             del self.seen[value]
 
-    def add(self, event: Event) -> None:
-        value = self.detector.read(event)
-        if value is not None:
-            self.store.add(event.time_us, value)
+    def _holds(self) -> bool:
+        return len(self.seen) >= self.detector.threshold
 
-    def add_late(self, event: Event) -> None:
-        value = self.detector.read(event)
-        if value is not None:
-            self.store.add_late(event.time_us, value)
-
-    def decide(self, instant_us: int, counts: list[int]) -> Signal | None:
-        active = len(self.seen) >= self.detector.threshold
-        if active == self.active:
-            return None
-        self.active = active
+    def _signal(self, instant_us: int, active: bool) -> Signal:
         return self.detector.signal(instant_us, active, self.seen)
-
-    def is_idle(self) -> bool:
-        return not self.active and self.store.is_empty()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "version": SNAPSHOT_VERSION,
-            "active": self.active,
-            "now_us": self.now_us,
-            "values": self.store.snapshot(),
-        }
 
 
 class CardinalityDetector(Detector):
@@ -141,14 +120,8 @@ class CardinalityDetector(Detector):
         return CardinalityState(self)
 
     def restore_state(self, data: Mapping[str, Any]) -> CardinalityState:
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(
-                f"unknown cardinality snapshot version {data.get('version')!r}"
-            )
         state = CardinalityState(self)
-        state.store.restore(data["values"])
-        state.active = bool(data["active"])
-        state.now_us = data["now_us"]
+        state.restore(data)
         return state
 
 

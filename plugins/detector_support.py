@@ -8,20 +8,24 @@ condition only changes at those instants, deciding them in order gives the
 exact rising and falling edges.
 
 :class:`TimedValues` keeps the ``(time, value)`` pairs of one group inside a
-sliding window, for detectors that need the values and not only a count.
+sliding window, for detectors that need the values and not only a count;
+:class:`ValueWindowState` is the state of such a detector.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from engine.components import DetectorState, Signal
+from engine.events import Event
 
 #: Before any instant is decided.
 NEVER = -(2**62)
+#: The snapshot format of :class:`ValueWindowState`.
+VALUE_SNAPSHOT_VERSION = 1
 
 
 def _time(entry: tuple[int, int, Any]) -> int:
@@ -179,3 +183,73 @@ class TimedValues:
             self.on_join(value)
         for time_us, value in data["pending"]:
             self.add(time_us, value)
+
+
+class ValueWindowState(InstantWalker):
+    """A state whose condition is a function of the values in one sliding
+    window (``threshold``, ``cardinality``): subclasses say which value an
+    event brings, how the aggregate takes a value in and out, and what the
+    condition is; the rest (storage, edges, snapshots) is shared."""
+
+    #: The detector's name, for snapshot errors.
+    kind: str = "value window"
+
+    def __init__(self, size_us: int) -> None:
+        self.store = TimedValues(size_us, self._join, self._leave)
+        self.windows = (self.store,)
+        self.now_us = NEVER
+        self.active = False
+
+    def _value(self, event: Event) -> Any:
+        """The value ``event`` brings to the window, or None for none."""
+        raise NotImplementedError
+
+    def _join(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def _leave(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def _holds(self) -> bool:
+        """Whether the condition holds over the values now in the window."""
+        raise NotImplementedError
+
+    def _signal(self, instant_us: int, active: bool) -> Signal:
+        raise NotImplementedError
+
+    def add(self, event: Event) -> None:
+        value = self._value(event)
+        if value is not None:
+            self.store.add(event.time_us, value)
+
+    def add_late(self, event: Event) -> None:
+        value = self._value(event)
+        if value is not None:
+            self.store.add_late(event.time_us, value)
+
+    def decide(self, instant_us: int, counts: list[int]) -> Signal | None:
+        active = self._holds()
+        if active == self.active:
+            return None
+        self.active = active
+        return self._signal(instant_us, active)
+
+    def is_idle(self) -> bool:
+        return not self.active and self.store.is_empty()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": VALUE_SNAPSHOT_VERSION,
+            "active": self.active,
+            "now_us": self.now_us,
+            "values": self.store.snapshot(),
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("version") != VALUE_SNAPSHOT_VERSION:
+            raise ValueError(
+                f"unknown {self.kind} snapshot version {data.get('version')!r}"
+            )
+        self.store.restore(dict(data["values"]))
+        self.active = bool(data["active"])
+        self.now_us = data["now_us"]

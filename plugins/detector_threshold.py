@@ -32,9 +32,8 @@ from engine.events import Event
 from engine.hookspecs import hookimpl
 from engine.timeutil import format_duration
 
-from .detector_support import NEVER, InstantWalker, TimedValues
+from .detector_support import ValueWindowState
 
-SNAPSHOT_VERSION = 1
 PERCENTILES = {"p50": "0.5", "p90": "0.9", "p95": "0.95", "p99": "0.99"}
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -54,15 +53,17 @@ def exact(number: Fraction | float | int) -> Fraction:
     return Fraction(number)
 
 
-class ThresholdState(InstantWalker):
+class ThresholdState(ValueWindowState):
+    kind = "threshold"
+
     def __init__(self, detector: ThresholdDetector) -> None:
         self.detector = detector
         self.values: list[float | int] = []
         self.total = Fraction(0)
-        self.store = TimedValues(detector.window.size_us, self._join, self._leave)
-        self.windows = (self.store,)
-        self.now_us = NEVER
-        self.active = False
+        super().__init__(detector.window.size_us)
+
+    def _value(self, event: Event) -> float | int | None:
+        return event.value
 
     def _join(self, value: float | int) -> None:
         insort(self.values, value)
@@ -74,35 +75,17 @@ class ThresholdState(InstantWalker):
         if self.detector.needs_sum:
             self.total -= exact(value)
 
-    def add(self, event: Event) -> None:
-        if event.value is not None:
-            self.store.add(event.time_us, event.value)
-
-    def add_late(self, event: Event) -> None:
-        if event.value is not None:
-            self.store.add_late(event.time_us, event.value)
-
-    def decide(self, instant_us: int, counts: list[int]) -> Signal | None:
+    def _holds(self) -> bool:
         detector = self.detector
         measure = detector.aggregate(self.values, self.total)
-        active = measure is not None and detector.compare(
+        return measure is not None and detector.compare(
             exact(measure), detector.exact_bound
         )
-        if active == self.active:
-            return None
-        self.active = active
+
+    def _signal(self, instant_us: int, active: bool) -> Signal:
+        detector = self.detector
+        measure = detector.aggregate(self.values, self.total)
         return detector.signal(instant_us, active, measure, len(self.values))
-
-    def is_idle(self) -> bool:
-        return not self.active and self.store.is_empty()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "version": SNAPSHOT_VERSION,
-            "active": self.active,
-            "now_us": self.now_us,
-            "values": self.store.snapshot(),
-        }
 
 
 class ThresholdDetector(Detector):
@@ -204,14 +187,8 @@ class ThresholdDetector(Detector):
         return ThresholdState(self)
 
     def restore_state(self, data: Mapping[str, Any]) -> ThresholdState:
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(
-                f"unknown threshold snapshot version {data.get('version')!r}"
-            )
         state = ThresholdState(self)
-        state.store.restore(data["values"])
-        state.active = bool(data["active"])
-        state.now_us = data["now_us"]
+        state.restore(data)
         return state
 
 

@@ -276,3 +276,21 @@ def test_building_threshold_over_a_tumbling_window_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="works with window type sliding only"):
         ThresholdDetector({"aggregate": "max", "op": ">", "value": 1}, rule, window)
+
+
+def test_snapshot_of_an_unknown_version_is_refused_naming_the_detector() -> None:
+    """A snapshot from another format is not half-read: it is refused."""
+    from engine.components import RuleInfo
+    from engine.plugins.detector_threshold import ThresholdDetector
+    from engine.plugins.window_sliding import SlidingWindow
+
+    rule = RuleInfo("R", 0, "<test>")
+    detector = ThresholdDetector(
+        {"aggregate": "max", "op": ">", "value": 1},
+        rule,
+        SlidingWindow({"size": "10s"}, rule),
+    )
+    data = {**detector.new_state().snapshot(), "version": 99}
+
+    with pytest.raises(ValueError, match="unknown threshold snapshot version 99"):
+        detector.restore_state(data)
